@@ -1,0 +1,191 @@
+"""``mlcalc`` / ``python -m app``: start the explorer, or export a figure from the command line.
+
+    mlcalc                                   open the window
+    mlcalc export surface --function "x**2 - y**2" --out saddle.png
+    mlcalc export surface --preset himmelblau --out h.svg
+    mlcalc export surface --function "a*x**2 + b*y**2" --param a=2 --param b=0.5 --out bowl.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+NO_DISPLAY_MESSAGE = """\
+mlcalc: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set).
+ML Calculus Explorer is a desktop application. Start it from a desktop session, or on a
+machine without a screen run it under a virtual X server:
+    xvfb-run -a -s "-screen 0 1280x1024x24 +extension GLX +render" mlcalc
+Figures can be exported without any window:
+    mlcalc export surface --function "x**2 - y**2" --out saddle.png
+"""
+
+
+def _has_display() -> bool:
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'LO,HI', got {text!r}") from None
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"range {text!r}: the first number must be smaller")
+    return lo, hi
+
+
+def _param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip().isidentifier():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1200x600, got {text!r}") from None
+    if not (100 <= w <= 8000 and 100 <= h <= 8000):
+        raise argparse.ArgumentTypeError("width and height must be between 100 and 8000 pixels")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlcalc", description="ML Calculus Explorer")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    export = sub.add_parser("export", help="render a figure to a file without showing a window")
+    what = export.add_subparsers(dest="figure", required=True)
+    surf = what.add_parser("surface", help="a loss surface: 3-D view and contour map",
+                           description="Export a surface: .png (3-D + contour, or --view), .svg (contour), .csv (grid).")
+    source = surf.add_mutually_exclusive_group(required=True)
+    source.add_argument("--function", "-f", help='f(x, y), e.g. "x**2 - y**2"')
+    source.add_argument("--preset", "-p", help="a preset key (see --list-presets)")
+    source.add_argument("--list-presets", action="store_true", help="list the preset keys and exit")
+    surf.add_argument("--out", "-o", type=Path, help="output file: .png, .svg or .csv")
+    surf.add_argument("--x-range", type=_range, help="LO,HI (default from the preset or -2,2)")
+    surf.add_argument("--y-range", type=_range, help="LO,HI")
+    surf.add_argument("--resolution", type=int, default=None, help="grid points per side (default 128)")
+    surf.add_argument("--levels", type=int, default=None, help="number of level curves")
+    surf.add_argument("--log-levels", action="store_true", help="log-spaced level curves")
+    surf.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
+    surf.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
+                      help="for .png: the 3-D view, the contour map or both (auto: both when OpenGL works)")
+    surf.add_argument("--size", type=_size, default=(1400, 620), help="window size WIDTHxHEIGHT for rendering")
+    surf.add_argument("--no-arrows", action="store_true", help="hide the gradient arrows")
+    surf.add_argument("--no-critical", action="store_true", help="do not search for critical points")
+    surf.add_argument("--no-fill", action="store_true", help="level curves without the filled heatmap")
+    surf.add_argument("--no-wireframe", action="store_true", help="3-D surface without grid lines")
+    return parser
+
+
+def _export_surface(args) -> int:
+    from engine import surfaces
+    from engine.expressions import ExpressionError
+
+    if args.list_presets:
+        for p in surfaces.PRESETS:
+            print(f"{p.key:18s} {p.text}")
+        return 0
+    if args.out is None:
+        print("mlcalc export surface: --out FILE is required", file=sys.stderr)
+        return 2
+    if args.out.suffix.lower() not in (".png", ".svg", ".csv"):
+        print(f"mlcalc: unsupported output type '{args.out.suffix}': use .png, .svg or .csv", file=sys.stderr)
+        return 2
+    from app.panels.surface import DEFAULT_RESOLUTION, SurfaceSettings
+
+    settings = SurfaceSettings()
+    if args.preset:
+        try:
+            p = surfaces.preset(args.preset)
+        except KeyError:
+            print(f"mlcalc: unknown preset {args.preset!r}; try --list-presets", file=sys.stderr)
+            return 2
+        settings.text, settings.preset = p.text, p.key
+        settings.params = dict(p.parameters)
+        settings.x_range, settings.y_range = tuple(p.x_range), tuple(p.y_range)
+    else:
+        settings.text, settings.preset = args.function, None
+        try:  # refuse bad input before any window machinery starts
+            surfaces.parse_cached(args.function)
+        except ExpressionError as error:
+            print(f"mlcalc: invalid function: {error}", file=sys.stderr)
+            if error.position is not None:
+                print(f"  {args.function[:200]}\n  {' ' * error.position}^", file=sys.stderr)
+            return 2
+    settings.params.update(dict(args.param))
+    settings.x_range = args.x_range or settings.x_range
+    settings.y_range = args.y_range or settings.y_range
+    settings.resolution = args.resolution or DEFAULT_RESOLUTION
+    settings.n_levels = args.levels or settings.n_levels
+    settings.level_spacing = "log" if args.log_levels else "linear"
+    settings.arrows = not args.no_arrows
+    settings.critical_points = not args.no_critical
+    settings.filled = not args.no_fill
+    settings.wireframe = not args.no_wireframe
+    if not 8 <= settings.resolution <= 1024:
+        print("mlcalc: --resolution must be between 8 and 1024", file=sys.stderr)
+        return 2
+
+    if not _has_display():
+        if args.out.suffix.lower() == ".png" and args.view in ("surface", "both"):
+            print("mlcalc: the 3-D view needs OpenGL and a display; run under xvfb-run "
+                  "or use --view contour", file=sys.stderr)
+            return 2
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from app.headless import render_surface
+
+    return render_surface(settings, args.out, args.view, args.size)
+
+
+def run_gui() -> int:
+    if not _has_display():
+        sys.stderr.write(NO_DISPLAY_MESSAGE)
+        return 2
+    from PySide6.QtWidgets import QApplication
+
+    from app import jobs, style
+    from app.main_window import MainWindow
+
+    style.configure_pyqtgraph()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ML Calculus Explorer")
+    app.setOrganizationName("mlcalc-explorer")
+    app.aboutToQuit.connect(jobs.shutdown_all)
+    window = MainWindow()
+    window.show()
+    # Ctrl+C in the terminal closes the window like File > Quit does.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    from PySide6.QtCore import QTimer
+
+    ticker = QTimer()
+    ticker.start(200)  # let the Python interpreter see signals while Qt's loop runs
+    ticker.timeout.connect(lambda: None)
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        from app import __version__
+
+        print(f"mlcalc {__version__}")
+        return 0
+    if args.command == "export":
+        return _export_surface(args)
+    return run_gui()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

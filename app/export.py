@@ -1,0 +1,156 @@
+"""The one export path: PNG and SVG of 2-D views, PNG of 3-D views, CSV of grids.
+
+The panel menus and the ``mlcalc export`` command both end here, so a figure made from a
+script is the figure the window shows.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401  (registers the exporters)
+from PySide6.QtCore import QBuffer, QIODevice, QRect, QRectF
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtSvg import QSvgGenerator
+
+from engine import surfaces
+
+#: Suffixes each kind of view can be written as.
+RASTER = {".png"}
+VECTOR = {".svg"}
+TABLE = {".csv"}
+
+
+class ExportError(ValueError):
+    """A figure could not be written (unsupported suffix, no OpenGL, unwritable folder)."""
+
+
+def scene_image(view: pg.GraphicsView, width: int | None = None) -> QImage:
+    """Render a pyqtgraph view's scene to an image (no window needs to be shown)."""
+    exporter = pg.exporters.ImageExporter(view.scene())
+    if width:
+        exporter.parameters()["width"] = int(width)
+    image = exporter.export(toBytes=True)
+    return image.convertToFormat(QImage.Format.Format_ARGB32)
+
+
+def scene_svg(view: pg.GraphicsView) -> bytes:
+    """Render a view to SVG with Qt's own generator (vector lines and text, heatmap embedded).
+
+    pyqtgraph's SVGExporter rewrites Qt's path data itself and fails on some of it (curved
+    marker outlines); painting the view into a QSvgGenerator keeps Qt's output intact.
+    """
+    size = view.viewport().size()
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    generator = QSvgGenerator()
+    generator.setOutputDevice(buffer)
+    generator.setSize(size)
+    generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+    generator.setTitle("ML Calculus Explorer figure")
+    painter = QPainter(generator)
+    try:
+        view.render(painter, QRectF(0, 0, size.width(), size.height()), view.viewport().rect())
+    finally:
+        painter.end()
+    return bytes(buffer.data())
+
+
+def save_scene(view: pg.GraphicsView, path: Path, width: int | None = None) -> Path:
+    """Write a 2-D pyqtgraph view as PNG or SVG, chosen by the suffix."""
+    suffix = path.suffix.lower()
+    if suffix in VECTOR:
+        _write_atomic(path, scene_svg(view))
+    elif suffix in RASTER:
+        _save_image(scene_image(view, width), path)
+    else:
+        raise ExportError(f"a 2-D view is saved as .png or .svg, not '{suffix}'")
+    return path
+
+
+def gl_image(view) -> QImage:
+    """The 3-D view's framebuffer as an image; raises when there is no OpenGL."""
+    if getattr(view, "is_notice", False):
+        raise ExportError("the 3-D view needs OpenGL, which is not available here "
+                          "(run under a desktop session or xvfb-run)")
+    return view.grab_image().convertToFormat(QImage.Format.Format_ARGB32)
+
+
+def side_by_side(images: list[QImage], gap: int = 8) -> QImage:
+    """Place images left to right on white, vertically centred."""
+    height = max(im.height() for im in images)
+    width = sum(im.width() for im in images) + gap * (len(images) - 1)
+    out = QImage(width, height, QImage.Format.Format_ARGB32)
+    out.fill(QColor("white"))
+    painter = QPainter(out)
+    x = 0
+    for im in images:
+        painter.drawImage(x, (height - im.height()) // 2, im)
+        x += im.width() + gap
+    painter.end()
+    return out
+
+
+def _save_image(image: QImage, path: Path) -> None:
+    if image.isNull():
+        raise ExportError("the view rendered an empty image")
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, path.suffix.lstrip(".").upper() or "PNG"):
+        raise ExportError(f"could not encode {path.name}")
+    _write_atomic(path, bytes(buffer.data()))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"could not write {path}: {error.strerror or error}") from error
+
+
+def save_grid_csv(grid, path: Path) -> Path:
+    """Write a grid as CSV (columns x, y, z; holes as nan)."""
+    text = io.StringIO()
+    surfaces.write_grid_csv(text, grid)
+    _write_atomic(path, text.getvalue().encode())
+    return path
+
+
+def export_surface_panel(panel, path: Path, view: str = "auto") -> Path:
+    """Export the surface panel: .csv grid, .svg contour map, .png of 3-D/contour/both."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if panel.result is None:
+        raise ExportError("nothing to export yet: the surface has not been computed")
+    if suffix in TABLE:
+        return save_grid_csv(panel.result.grid, path)
+    if suffix in VECTOR:
+        if view in ("surface", "3d"):
+            raise ExportError("the 3-D view is exported as .png only; .svg is for the contour map")
+        return save_scene(panel.contour, path)
+    if suffix not in RASTER:
+        raise ExportError(f"unsupported file type '{suffix}': use .png, .svg or .csv")
+    has_gl = not getattr(panel.view3d, "is_notice", False)
+    if view == "auto":
+        view = "both" if has_gl else "contour"
+    if view == "contour":
+        _save_image(scene_image(panel.contour), path)
+    elif view in ("surface", "3d"):
+        _save_image(gl_image(panel.view3d), path)
+    elif view == "both":
+        _save_image(side_by_side([gl_image(panel.view3d), scene_image(panel.contour)]), path)
+    else:
+        raise ExportError(f"unknown view '{view}': use auto, surface, contour or both")
+    return path
+
+
+__all__ = ["ExportError", "export_surface_panel", "save_scene", "save_grid_csv", "side_by_side",
+           "gl_image", "scene_image"]

@@ -1,0 +1,63 @@
+"""Render a panel to a file without showing a window (``mlcalc export ...``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app import jobs, style
+from app.export import ExportError
+
+TIMEOUT_MS = 60_000
+
+
+def _wait(signals, timeout_ms: int) -> bool:
+    """Run the event loop until any of ``signals`` fires or the time runs out."""
+    loop = QEventLoop()
+    fired = []
+    for sig in signals:
+        sig.connect(lambda *_: (fired.append(True), loop.quit()))
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    return bool(fired)
+
+
+def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int:
+    """Build a surface panel off screen, wait for its results and export it."""
+    from app.panels.surface import SurfacePanel
+
+    style.configure_pyqtgraph()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    panel = SurfacePanel(settings=settings)
+    errors: list[str] = []
+    panel.surface_runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        if not _wait([panel.surfaceDrawn, panel.surface_runner.failed], TIMEOUT_MS):
+            print("mlcalc: timed out computing the surface", file=sys.stderr)
+            return 1
+        if errors:
+            print(f"mlcalc: {errors[0]}", file=sys.stderr)
+            return 2
+        if settings.critical_points and out.suffix.lower() != ".csv":
+            _wait([panel.criticalPointsDrawn, panel.critical_runner.failed], TIMEOUT_MS)
+        for _ in range(5):  # let both views paint their final state
+            app.processEvents()
+        try:
+            written = panel.export(out, view=view)
+        except ExportError as error:
+            print(f"mlcalc: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {written}")
+        return 0
+    finally:
+        panel.shutdown()
+        jobs.shutdown_all()
+        panel.hide()
+        panel.deleteLater()
+        app.processEvents()

@@ -1,0 +1,126 @@
+"""The main window: one tab per panel, menus, status bar, orderly shutdown."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import qVersion
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
+
+from app import __version__, jobs
+from app.export import ExportError
+from app.panels.surface import SurfacePanel
+
+EXPORT_FILTERS = {
+    "PNG image, 3-D view and contour map (*.png)": ("both", ".png"),
+    "PNG image, 3-D view only (*.png)": ("surface", ".png"),
+    "PNG image, contour map only (*.png)": ("contour", ".png"),
+    "SVG drawing, contour map (*.svg)": ("contour", ".svg"),
+    "CSV table of the grid (*.csv)": ("auto", ".csv"),
+}
+
+
+class MainWindow(QMainWindow):
+    """ML Calculus Explorer's window."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("ML Calculus Explorer")
+        self.resize(1440, 880)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.surface = SurfacePanel()
+        self.panels = [self.surface]
+        for panel in self.panels:
+            self.tabs.addTab(panel, panel.title)
+            panel.status.connect(lambda text: self.statusBar().showMessage(text))
+        self._build_menus()
+        self.statusBar().showMessage("Ready")
+
+    def current_panel(self):
+        return self.tabs.currentWidget()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        export = QAction("&Export figure…", self, shortcut=QKeySequence("Ctrl+E"))
+        export.setStatusTip("Save the current panel as PNG, SVG or CSV")
+        export.triggered.connect(self.export_dialog)
+        file_menu.addAction(export)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        view_menu = self.menuBar().addMenu("&View")
+        panel = self.surface
+        for text, check in (("Wireframe", panel.wire_check), ("Filled heatmap", panel.fill_check),
+                            ("Gradient arrows", panel.arrows_check), ("Critical points", panel.critical_check)):
+            action = QAction(text, self, checkable=True)
+            action.setChecked(check.isChecked())
+            action.toggled.connect(check.setChecked)
+            check.toggled.connect(action.setChecked)
+            view_menu.addAction(action)
+        view_menu.addSeparator()
+        refresh = QAction("&Recompute", self, shortcut=QKeySequence("F5"))
+        refresh.triggered.connect(lambda: self.current_panel().refresh())
+        view_menu.addAction(refresh)
+        full = QAction("&Full screen", self, shortcut=QKeySequence("F11"), checkable=True)
+        full.toggled.connect(lambda on: self.showFullScreen() if on else self.showNormal())
+        view_menu.addAction(full)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About ML Calculus Explorer", self)
+        about.triggered.connect(self.about)
+        help_menu.addAction(about)
+
+    def export_dialog(self) -> None:
+        panel = self.current_panel()
+        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "figure.png", ";;".join(EXPORT_FILTERS))
+        if not path:
+            return
+        view, suffix = EXPORT_FILTERS.get(chosen, ("auto", ""))
+        if suffix and not path.lower().endswith(suffix):
+            path += suffix
+        try:
+            written = panel.export(path, view=view)
+        except ExportError as error:
+            QMessageBox.warning(self, "Export failed", str(error))
+            return
+        self.statusBar().showMessage(f"Saved {written}")
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About ML Calculus Explorer", about_text())
+
+    def closeEvent(self, event) -> None:
+        for panel in self.panels:
+            panel.shutdown()
+        jobs.shutdown_all()
+        super().closeEvent(event)
+
+
+def about_text() -> str:
+    """Versions of the app and everything it stands on."""
+    import sympy
+
+    gl = "not available"
+    try:
+        from app.gl.surface_view import opengl_available
+
+        ok, reason = opengl_available()
+        gl = reason if reason else ("available" if ok else "not available")
+    except Exception as error:  # the About box must open whatever the GL state
+        gl = f"unknown ({error})"
+    return (
+        f"<h3>ML Calculus Explorer {__version__}</h3>"
+        "<p>See and play with the calculus and linear algebra inside machine learning.</p>"
+        f"<p>Python {platform.python_version()}<br>Qt {qVersion()}, PySide6 {pyside_version}<br>"
+        f"pyqtgraph {pg.__version__}<br>NumPy {np.__version__}, SymPy {sympy.__version__}<br>"
+        f"OpenGL: {gl}</p>"
+    )
+
+

@@ -1,0 +1,59 @@
+"""Regenerate the README's panel screenshots in resources/screenshots/.
+
+Run under a display (a virtual one is fine):
+    xvfb-run -a -s "-screen 0 1920x1080x24 +extension GLX +render" .venv/bin/python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "resources" / "screenshots"
+
+
+def wait_for(signal, timeout_ms: int = 30000) -> None:
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+
+
+def settle(app: QApplication, ms: int = 400) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+    app.processEvents()
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT))
+    from app import style
+    from app.main_window import MainWindow
+
+    style.configure_pyqtgraph()
+    app = QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.resize(1600, 900)
+    window.show()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    panel = window.surface
+    wait_for(panel.surfaceDrawn)
+    panel.set_preset("himmelblau")
+    wait_for(panel.criticalPointsDrawn)
+    panel._on_click(-0.27, -0.92)
+    settle(app, 800)
+    path = OUT / "surface.png"
+    window.grab().save(str(path))
+    print(f"wrote {path}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
