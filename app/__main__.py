@@ -115,6 +115,7 @@ def _export_surface(args) -> int:
         settings.text, settings.preset = p.text, p.key
         settings.params = dict(p.parameters)
         settings.x_range, settings.y_range = tuple(p.x_range), tuple(p.y_range)
+        settings.level_spacing = p.level_spacing
     else:
         settings.text, settings.preset = args.function, None
         try:  # refuse bad input before any window machinery starts
@@ -129,7 +130,8 @@ def _export_surface(args) -> int:
     settings.y_range = args.y_range or settings.y_range
     settings.resolution = args.resolution or DEFAULT_RESOLUTION
     settings.n_levels = args.levels or settings.n_levels
-    settings.level_spacing = "log" if args.log_levels else "linear"
+    if args.log_levels:
+        settings.level_spacing = "log"
     settings.arrows = not args.no_arrows
     settings.critical_points = not args.no_critical
     settings.filled = not args.no_fill
@@ -144,6 +146,9 @@ def _export_surface(args) -> int:
                   "or use --view contour", file=sys.stderr)
             return 2
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        if args.out.suffix.lower() == ".png" and args.view == "auto":
+            print("mlcalc: no display, so the contour map only (the 3-D view needs OpenGL: "
+                  "run under xvfb-run for both)", file=sys.stderr)
     from app.headless import render_surface
 
     return render_surface(settings, args.out, args.view, args.size)

@@ -50,6 +50,8 @@ def scene_svg(view: pg.GraphicsView) -> bytes:
     generator.setSize(size)
     generator.setViewBox(QRect(0, 0, size.width(), size.height()))
     generator.setTitle("ML Calculus Explorer figure")
+    # Same dots per inch as the screen, or text and cosmetic pens drift off the plot.
+    generator.setResolution(view.logicalDpiX())
     painter = QPainter(generator)
     try:
         view.render(painter, QRectF(0, 0, size.width(), size.height()), view.viewport().rect())

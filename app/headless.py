@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from app import jobs, style
@@ -25,11 +25,19 @@ def _wait(signals, timeout_ms: int) -> bool:
     return bool(fired)
 
 
+def _quiet_platform_chatter(mode, context, message) -> None:
+    """Drop the offscreen platform's notes about window hints; pass everything else on."""
+    if "propagateSizeHints" in message:
+        return
+    sys.stderr.write(message + "\n")
+
+
 def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int:
     """Build a surface panel off screen, wait for its results and export it."""
     from app.panels.surface import SurfacePanel
 
     style.configure_pyqtgraph()
+    qInstallMessageHandler(_quiet_platform_chatter)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     panel = SurfacePanel(settings=settings)
     errors: list[str] = []

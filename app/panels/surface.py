@@ -418,7 +418,8 @@ class SurfacePanel(QWidget):
         """Show a preset surface with its own ranges and parameters."""
         p = surfaces.preset(key)
         self.settings = replace(self.settings, text=p.text, preset=p.key, params=dict(p.parameters),
-                                x_range=tuple(p.x_range), y_range=tuple(p.y_range))
+                                x_range=tuple(p.x_range), y_range=tuple(p.y_range),
+                                level_spacing=p.level_spacing)
         self._apply_settings_to_widgets()
         self.refresh()
 

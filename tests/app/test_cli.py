@@ -1,0 +1,83 @@
+"""`mlcalc` from the command line: figures without a window, clear refusals, no-display help."""
+
+import csv
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QImage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, env=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env or dict(os.environ), timeout=timeout)
+
+
+def no_display_env():
+    env = dict(os.environ)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(name, None)
+    return env
+
+
+def test_export_png_has_3d_and_contour_side_by_side(tmp_path):
+    out = tmp_path / "saddle.png"
+    result = run("export", "surface", "--function", "x**2 - y**2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(out))
+    assert not image.isNull()
+    assert image.width() > 1.5 * image.height()  # two views next to each other
+    assert "Error while drawing" not in result.stderr
+
+
+def test_export_svg_and_csv_without_a_display(tmp_path):
+    svg = tmp_path / "bowl.svg"
+    result = run("export", "surface", "--function", "a*x**2 + b*y**2", "--param", "a=2", "--out", str(svg),
+                 env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+    table = tmp_path / "bowl.csv"
+    result = run("export", "surface", "--function", "a*x**2 + b*y**2", "--param", "a=2", "--param", "b=0.5",
+                 "--resolution", "16", "--out", str(table), env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("#") and "a = 2" in lines[0]
+    rows = list(csv.reader(lines[2:]))
+    assert len(rows) == 16 * 16
+    x, y, z = map(float, rows[37])
+    assert z == pytest.approx(2 * x * x + 0.5 * y * y, rel=1e-5, abs=1e-5)
+
+
+def test_3d_export_without_a_display_is_refused_clearly(tmp_path):
+    result = run("export", "surface", "--preset", "saddle", "--view", "surface", "--out", str(tmp_path / "s.png"),
+                 env=no_display_env())
+    assert result.returncode == 2
+    assert "xvfb-run" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('echo hi')", "sin(x", "foo(x)"])
+def test_bad_function_is_refused_with_its_position(tmp_path, text):
+    out = tmp_path / "never.png"
+    result = run("export", "surface", "--function", text, "--out", str(out), env=no_display_env())
+    assert result.returncode == 2
+    assert "invalid function" in result.stderr
+    assert "hi" not in result.stdout
+    assert not out.exists()
+
+
+def test_unknown_preset_lists_the_way_out(tmp_path):
+    result = run("export", "surface", "--preset", "nope", "--out", str(tmp_path / "x.png"), env=no_display_env())
+    assert result.returncode == 2 and "--list-presets" in result.stderr
+    listing = run("export", "surface", "--list-presets", env=no_display_env())
+    assert "himmelblau" in listing.stdout and "rosenbrock" in listing.stdout
+
+
+def test_gui_without_a_display_says_how_to_run_it():
+    result = run(env=no_display_env(), timeout=60)
+    assert result.returncode == 2
+    assert "xvfb-run" in result.stderr and "no display" in result.stderr
