@@ -160,7 +160,7 @@ def run_gui() -> int:
         return 2
     from PySide6.QtWidgets import QApplication
 
-    from app import jobs, style
+    from app import jobs, lifecycle, style
     from app.main_window import MainWindow
 
     style.configure_pyqtgraph()
@@ -168,6 +168,7 @@ def run_gui() -> int:
     app.setApplicationName("ML Calculus Explorer")
     app.setOrganizationName("mlcalc-explorer")
     app.aboutToQuit.connect(jobs.shutdown_all)
+    lifecycle.install_collector(app)
     window = MainWindow()
     window.show()
     # Ctrl+C in the terminal closes the window like File > Quit does.
@@ -177,7 +178,10 @@ def run_gui() -> int:
     ticker = QTimer()
     ticker.start(200)  # let the Python interpreter see signals while Qt's loop runs
     ticker.timeout.connect(lambda: None)
-    return app.exec()
+    status = app.exec()
+    ticker.stop()
+    lifecycle.dispose(window)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

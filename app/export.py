@@ -80,6 +80,29 @@ def gl_image(view) -> QImage:
     return view.grab_image().convertToFormat(QImage.Format.Format_ARGB32)
 
 
+def window_image(widget) -> QImage:
+    """A picture of ``widget`` as it looks on screen, 3-D views included.
+
+    ``QWidget.grab`` cannot see native GL windows (the 3-D views), so each one's
+    framebuffer is painted over its place in the grabbed image.
+    """
+    from app.gl.surface_view import SurfaceViewContainer
+
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        for view in widget.findChildren(SurfaceViewContainer):
+            if not view.isVisible():
+                continue
+            top_left = view.mapTo(widget, view.rect().topLeft())
+            frame = view.grab_image()
+            if not frame.isNull():
+                painter.drawImage(QRectF(top_left.x(), top_left.y(), view.width(), view.height()), frame)
+    finally:
+        painter.end()
+    return image
+
+
 def side_by_side(images: list[QImage], gap: int = 8) -> QImage:
     """Place images left to right on white, vertically centred."""
     height = max(im.height() for im in images)

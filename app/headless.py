@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
-from app import jobs, style
+from app import jobs, lifecycle, style
 from app.export import ExportError
 
 TIMEOUT_MS = 60_000
@@ -39,6 +39,7 @@ def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int
     style.configure_pyqtgraph()
     qInstallMessageHandler(_quiet_platform_chatter)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    lifecycle.install_collector(app)
     panel = SurfacePanel(settings=settings)
     errors: list[str] = []
     panel.surface_runner.failed.connect(lambda failure: errors.append(failure.message))
@@ -66,6 +67,4 @@ def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int
     finally:
         panel.shutdown()
         jobs.shutdown_all()
-        panel.hide()
-        panel.deleteLater()
-        app.processEvents()
+        lifecycle.dispose(panel)

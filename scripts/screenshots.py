@@ -33,6 +33,7 @@ def settle(app: QApplication, ms: int = 400) -> None:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     from app import style
+    from app.export import window_image
     from app.main_window import MainWindow
 
     style.configure_pyqtgraph()
@@ -49,7 +50,7 @@ def main() -> int:
     panel._on_click(-0.27, -0.92)
     settle(app, 800)
     path = OUT / "surface.png"
-    window.grab().save(str(path))
+    window_image(window).save(str(path))
     print(f"wrote {path}")
     window.close()
     return 0

@@ -9,36 +9,38 @@ when no OpenGL context can be made, so panels never branch beyond ``is_notice``.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import gc
 import math
 
 import numpy as np
 import pyqtgraph as pg
 from OpenGL import GL
 from pyqtgraph.opengl import GLGraphicsItem, GLLinePlotItem, GLScatterPlotItem, GLViewWidget
-from PySide6 import QtCore, QtGui, QtWidgets
+from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
-from .surface_item import SurfaceItem
+from .surface_item import SurfaceItem, context_key
 
-__all__ = ["SurfaceView", "NoOpenGLNotice", "create_surface_view", "opengl_available"]
+__all__ = ["SurfaceView", "SurfaceWindow", "SurfaceViewContainer", "NoOpenGLNotice", "create_surface_view",
+           "opengl_available"]
 
 DISPLAY_HALF_EXTENTS = (1.0, 1.0, 0.6)   # the display box every data box is fitted into
 _Z_MARGIN = 0.97                         # surface z spans 97 % of the box: no z-fighting with the floor
 DEFAULT_CAMERA = {"elevation": 28.0, "azimuth": -60.0, "fov": 35.0}
-_context_keys = itertools.count(1)
+DEFAULT_PIXELS_PER_CELL = 3.0            # finer meshes cost triangles and show nothing more
 
 
-def context_key(context) -> int:
-    """A number unique to one live QOpenGLContext.
-
-    Tagged on the C++ object as a dynamic property, so a new context that happens to be
-    allocated at a dead one's address (and may get its Python wrapper) is still told apart.
-    """
-    key = context.property("_mlcalc_context_key")
-    if key is None:
-        key = next(_context_keys)
-        context.setProperty("_mlcalc_context_key", key)
-    return int(key)
+@contextlib.contextmanager
+def gc_paused():
+    """No automatic cyclic garbage collection inside (explicit ``gc.collect`` still works)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _PerContextStockItem:
@@ -165,11 +167,15 @@ def nice_ticks(lo: float, hi: float, target: int = 6) -> tuple[np.ndarray, int]:
     span = hi - lo
     if not (np.isfinite(span) and span > 0):
         return np.array([lo]), 0
-    raw = span / max(target - 1, 1)
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw * 0.999)
+    power = 10.0 ** math.floor(math.log10(span / target))
+
+    def count(step):
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+    # the step whose tick count is nearest the target; the larger step on a tie
+    step = min((m * p for p in (power, 10.0 * power) for m in (1.0, 2.0, 5.0)),
+               key=lambda st: (abs(count(st) - target), -st))
     first = math.ceil(lo / step - 1e-9) * step
-    ticks = first + step * np.arange(int(math.floor((hi - first) / step + 1e-9)) + 1)
+    ticks = first + step * np.arange(count(step))
     decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
     return ticks, decimals
 
@@ -206,9 +212,9 @@ class _BoxAxes:
         self.labels.setDepthValue(100)   # QPainter last: it disturbs GL state
         app_font = QtGui.QGuiApplication.font()
         self.tick_font = QtGui.QFont(app_font)
-        self.tick_font.setPointSizeF(8.5)
+        self.tick_font.setPointSizeF(9.0)
         self.title_font = QtGui.QFont(app_font)
-        self.title_font.setPointSizeF(11.0)
+        self.title_font.setPointSizeF(12.0)
         self.title_font.setItalic(True)
         self.titles = ("x", "y", "f(x, y)")
         self._state = None
@@ -266,10 +272,18 @@ class _BoxAxes:
                 grid += [(wx, wy, zf), (wx, wy, Z)]
         grid += [(xb, -Y, zf), (xb, Y, zf), (xb, -Y, Z), (xb, Y, Z),
                  (-X, yb, zf), (X, yb, zf), (-X, yb, Z), (X, yb, Z)]
+        def on_axis(x, y):   # a vertical line through the z axis, or one ending on it
+            return abs(x - zx) < 1e-6 and abs(y - zy) < 1e-6
         for d, _ in xt:
-            grid += [(d, -Y, zf), (d, Y, zf), (d, yb, zf), (d, yb, Z)]
+            if abs(d - xf) > 1e-6:                      # not on top of the y axis
+                grid += [(d, -Y, zf), (d, Y, zf)]
+            if not on_axis(d, yb):
+                grid += [(d, yb, zf), (d, yb, Z)]
         for d, _ in yt:
-            grid += [(-X, d, zf), (X, d, zf), (xb, d, zf), (xb, d, Z)]
+            if abs(d - yf) > 1e-6:                      # not on top of the x axis
+                grid += [(-X, d, zf), (X, d, zf)]
+            if not on_axis(xb, d):
+                grid += [(xb, d, zf), (xb, d, Z)]
         for d, _ in zt:
             grid += [(xb, -Y, d), (xb, Y, d), (-X, yb, d), (X, yb, d)]
         self.grid.setData(pos=np.array(grid, dtype=np.float32))
@@ -336,8 +350,11 @@ def _color_f(spec):
     return np.array(pg.mkColor(spec).getRgbF(), dtype=np.float32)
 
 
-class SurfaceView(GLViewWidget):
+class _SurfaceViewMixin:
     """A 3-D view of one surface z = f(x, y), with axes in data units and point markers.
+
+    Shared by :class:`SurfaceView` (a QOpenGLWidget) and :class:`SurfaceWindow` (a
+    QOpenGLWindow that panels embed through :class:`SurfaceViewContainer`).
 
     Parameters
     ----------
@@ -361,7 +378,7 @@ class SurfaceView(GLViewWidget):
             self.setFormat(fmt)
         self.setBackgroundColor(background)
         dark = _luminance(self.opts["bgcolor"]) < 0.5
-        self.setMinimumSize(160, 120)
+        self.setMinimumSize(QtCore.QSize(160, 120))
         self._surface = SurfaceItem(cmap=cmap)
         self.addItem(self._surface)
         self._axes = _BoxAxes(self, dark)
@@ -378,10 +395,14 @@ class SurfaceView(GLViewWidget):
         self._marker_data = np.zeros((0, 3))
         self._marker_colors = np.zeros((0, 4), np.float32)
         self._marker_size = 12.0
+        self._marker_camera = None
         self._box = ((-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0))
         self._scale = np.ones(3)
         self._offset = np.zeros(3)
         self._auto_distance = True
+        self._full_surface = None
+        self._pixels_per_cell = DEFAULT_PIXELS_PER_CELL
+        self._mesh_shape = (0, 0)
         self._apply_box(self._box)
         self.resetCamera()
 
@@ -393,7 +414,9 @@ class SurfaceView(GLViewWidget):
         ``z_range=(lo, hi)`` fixes the fitted height box (default: finite range of z);
         an animation should fix both, so the frame and colours stay put between frames.
         """
-        self._surface.setData(x=x, y=y, z=z, levels=levels)
+        self._full_surface = (x, y, z, levels, z_range)
+        dx, dy, dz = self._display_mesh(x, y, z)
+        self._surface.setData(x=dx, y=dy, z=dz, levels=levels)
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if z_range is None:
@@ -401,6 +424,45 @@ class SurfaceView(GLViewWidget):
         box = (_span(x.min(), x.max()), _span(y.min(), y.max()), _span(*z_range))
         if box != self._box:
             self._apply_box(box)
+
+    def setPixelsPerCell(self, pixels: float | None) -> None:
+        """Draw at most one mesh cell per ``pixels`` screen pixels (None: every grid cell).
+
+        A CPU rasteriser pays for every triangle; cells smaller than a few pixels add cost
+        and no visible detail. The mesh keeps every k-th grid node (values stay exact at
+        the nodes drawn, the first and last rows and columns are always kept); the contour
+        map always shows the full grid.
+        """
+        self._pixels_per_cell = pixels
+        if self._full_surface is not None:
+            self.setSurface(*self._full_surface)
+
+    def _surface_shape(self):
+        z = getattr(self._surface, "_z", None)
+        return None if z is None else np.shape(z)
+
+    def meshShape(self) -> tuple[int, int]:
+        """(ny, nx) of the mesh actually drawn (see :meth:`setPixelsPerCell`)."""
+        return self._mesh_shape
+
+    def _display_mesh(self, x, y, z):
+        z = np.asarray(z)
+        ny, nx = z.shape
+        if not self._pixels_per_cell:
+            self._mesh_shape = (ny, nx)
+            return x, y, z
+        budget = max(32, int(min(self.width(), self.height()) / float(self._pixels_per_cell)))
+
+        def nodes(n):
+            step = max(1, -(-(n - 1) // budget))  # ceil((n - 1) / budget)
+            keep = np.arange(0, n, step)
+            return keep if keep[-1] == n - 1 else np.append(keep, n - 1)
+
+        iy, ix = nodes(ny), nodes(nx)
+        self._mesh_shape = (len(iy), len(ix))
+        if len(iy) == ny and len(ix) == nx:
+            return x, y, z
+        return np.asarray(x)[ix], np.asarray(y)[iy], np.ascontiguousarray(z[np.ix_(iy, ix)])
 
     def surfaceItem(self) -> SurfaceItem:
         """The SurfaceItem, for looks this view does not wrap (lighting, opacity, ...)."""
@@ -502,18 +564,60 @@ class SurfaceView(GLViewWidget):
         self.opts["distance"] = far
         self.update()
 
+    # Qt calls the three *GL methods with this widget's context current. pyqtgraph's items
+    # and their view reference each other, so a dropped GLViewWidget is freed by Python's
+    # cyclic collector, which may run on any allocation, e.g. just as Qt calls into one
+    # of these. The dying widget's destructor makes its own context current and then
+    # releases it, leaving this one without a current context: a segfault in Qt's
+    # framebuffer readback. So: collection off while inside, and our context made current
+    # again if a collection on the way in took it away. (App-wide, collecting from a
+    # timer in the event loop, as pyqtgraph's GarbageCollector does, removes the hazard
+    # for every GL widget.)
+    def _own_context_current(self):
+        if QtGui.QOpenGLContext.currentContext() is not self.context():
+            self.makeCurrent()
+
+    def initializeGL(self):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._own_context_current()
+            super().initializeGL()
+        finally:
+            if enabled:
+                gc.enable()
+
     def resizeGL(self, w, h):
-        super().resizeGL(w, h)
-        if self._auto_distance:
-            self._frame_box()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._own_context_current()
+            super().resizeGL(w, h)
+            if self._auto_distance:
+                self._frame_box()
+            if self._full_surface is not None and self._pixels_per_cell:
+                x, y, z = self._full_surface[:3]
+                if self._display_mesh(x, y, z)[2].shape != self._surface_shape():
+                    self.setSurface(*self._full_surface)
+        finally:
+            if enabled:
+                gc.enable()
 
     def wheelEvent(self, ev):
         self._auto_distance = False
         super().wheelEvent(ev)
 
     def paintGL(self):
-        self._axes.follow(self._box, self.mapDataToDisplay, self.opts["azimuth"])
-        super().paintGL()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._own_context_current()
+            self._axes.follow(self._box, self.mapDataToDisplay, self.opts["azimuth"])
+            self._follow_camera_with_markers()
+            super().paintGL()
+        finally:
+            if enabled:
+                gc.enable()
 
     # ------------------------------------------------------------------ export
     def grab_image(self) -> QtGui.QImage:
@@ -541,10 +645,25 @@ class SurfaceView(GLViewWidget):
         n = len(self._marker_data)
         for item in (self._ghost_markers, self._markers):
             item.setVisible(n > 0)
-        if n == 0:
+        self._marker_camera = None      # positions are placed per camera in paintGL
+        self.update()
+
+    def _follow_camera_with_markers(self):
+        """Slide each marker along its line of sight towards the camera, by twice its
+        radius: the same place on screen, but in front of the surface around the point
+        it marks (a disc at a saddle point would otherwise be half buried)."""
+        n = len(self._marker_data)
+        camera = self.cameraPosition()
+        key = (camera.x(), camera.y(), camera.z(), self.width(), self.opts["fov"])
+        if n == 0 or key == self._marker_camera:
             return
+        self._marker_camera = key
         shown = self.mapDataToDisplay(self._marker_data)
-        shown[:, 2] += 0.02   # a hair above the surface it marks
+        towards = np.array([camera.x(), camera.y(), camera.z()]) - shown
+        distance = np.linalg.norm(towards, axis=1, keepdims=True)
+        radius = 0.5 * (self._marker_size + 4.0) * self.pixelSize(shown)[:, None]
+        shown = shown + towards / np.maximum(distance, 1e-9) * np.minimum(2.0 * radius,
+                                                                            0.5 * distance)
         rim = np.tile(np.array([[0.08, 0.08, 0.08, 1.0]], np.float32), (n, 1))
         colors = np.vstack([rim, self._marker_colors])
         ghost = colors.copy()
@@ -554,6 +673,50 @@ class SurfaceView(GLViewWidget):
         for item, rgba in ((self._ghost_markers, ghost), (self._markers, colors)):
             item.setData(pos=pos, color=np.ascontiguousarray(rgba, dtype=np.float32),
                          size=size.astype(np.float32))
+
+
+class SurfaceView(_SurfaceViewMixin, GLViewWidget):
+    """The surface view as a QOpenGLWidget (composited with the rest of the window)."""
+
+
+class SurfaceWindow(_SurfaceViewMixin, GLViewMixin, QtOpenGL.QOpenGLWindow):
+    """The surface view as a native QOpenGLWindow.
+
+    A QOpenGLWidget makes Qt compose the whole top-level window with OpenGL on every
+    repaint of *any* widget in it, which on a software rasteriser costs 10-20 ms per
+    slider movement. A native GL window draws and swaps only itself, and the rest of the
+    window stays on the cheap raster path. Panels embed it with
+    :class:`SurfaceViewContainer`.
+    """
+
+    def devicePixelRatioF(self):
+        return self.devicePixelRatio()
+
+
+class SurfaceViewContainer(QtWidgets.QWidget):
+    """A widget holding a :class:`SurfaceWindow`; the view's methods are forwarded to it."""
+
+    is_notice = False
+
+    def __init__(self, parent=None, **kwargs):
+        super().__init__(parent)
+        self.window_view = SurfaceWindow(**kwargs)
+        self._container = QtWidgets.QWidget.createWindowContainer(self.window_view, self)
+        self._container.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._container)
+        self.setMinimumSize(160, 120)
+
+    @property
+    def frameSwapped(self):
+        return self.window_view.frameSwapped
+
+    def __getattr__(self, name):
+        # Only reached for names QWidget does not have: the view API (setSurface, ...).
+        if name in ("window_view", "_container"):
+            raise AttributeError(name)
+        return getattr(self.window_view, name)
 
 
 def _span(lo, hi):
@@ -587,7 +750,8 @@ def opengl_available(refresh=False) -> tuple[bool, str]:
     if platform in ("offscreen", "minimal"):
         _availability = (False, f"the Qt platform '{platform}' has no OpenGL")
         return _availability
-    _availability = _probe_context()
+    with gc_paused():
+        _availability = _probe_context()
     return _availability
 
 
@@ -678,9 +842,15 @@ class NoOpenGLNotice(QtWidgets.QFrame):
             raise OSError(f"could not write the notice to {path}")
 
 
-def create_surface_view(parent=None, **kwargs):
-    """A SurfaceView, or a NoOpenGLNotice with the same methods when OpenGL is unavailable."""
+def create_surface_view(parent=None, native_window=True, **kwargs):
+    """The 3-D view a panel embeds, or a NoOpenGLNotice with the same methods without OpenGL.
+
+    By default the view is a native GL window in a container (see :class:`SurfaceWindow`);
+    ``native_window=False`` gives the QOpenGLWidget variant.
+    """
     ok, reason = opengl_available()
-    if ok:
-        return SurfaceView(parent, **kwargs)
-    return NoOpenGLNotice(reason, parent)
+    if not ok:
+        return NoOpenGLNotice(reason, parent)
+    if native_window:
+        return SurfaceViewContainer(parent, **kwargs)
+    return SurfaceView(parent, **kwargs)

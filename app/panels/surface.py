@@ -48,6 +48,7 @@ DEFAULT_RESOLUTION = 128
 PREVIEW_RESOLUTION = 48
 SETTLE_MS = 150  # full resolution this long after the last slider movement
 CRITICAL_DELAY_MS = 250
+BUSY_DELAY_MS = 200  # show the progress bar only for work that takes longer than this
 
 
 @dataclass
@@ -193,6 +194,9 @@ class SurfacePanel(QWidget):
         self._settle.timeout.connect(self.refresh)
         self._critical_timer = QTimer(self, singleShot=True, interval=CRITICAL_DELAY_MS)
         self._critical_timer.timeout.connect(self._submit_critical)
+
+        self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_DELAY_MS)
+        self._busy_timer.timeout.connect(lambda: self.progress.setVisible(True))
 
         self._build()
         self._apply_settings_to_widgets()
@@ -350,6 +354,10 @@ class SurfacePanel(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setMaximumHeight(6)
         self.progress.setTextVisible(False)
+        # Keep its space when hidden: a layout change would resize (and repaint) the 3-D view.
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
         right = QWidget()
         rcol = QVBoxLayout(right)
@@ -533,7 +541,12 @@ class SurfacePanel(QWidget):
 
     # -- results -----------------------------------------------------------------------
     def _on_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
+        # Only work that takes a noticeable time shows the bar; quick jobs would just flicker.
+        if busy:
+            self._busy_timer.start()
+        else:
+            self._busy_timer.stop()
+            self.progress.setVisible(False)
 
     def _on_surface(self, job: JobResult) -> None:
         result = job.value
@@ -552,6 +565,8 @@ class SurfacePanel(QWidget):
         self.contour.set_level_curves(result.curves, result.levels)
         self.contour.set_arrows(result.field if job.request.arrows else None)
         self.view3d.setSurface(grid.x, grid.y, grid.z, result.levels)
+        # Mark the map dirty now, so both views are painted and shown in the same frame.
+        self.contour.viewport().update()
         self._show_formulas(result.expression)
         holes = int(np.count_nonzero(np.isnan(grid.z)))
         note = f", {holes} undefined points left as holes" if holes else ""
