@@ -1,6 +1,10 @@
-"""App-test fixtures: pyqtgraph set up like the app, and no worker thread outlives a test."""
+"""App-test fixtures: pyqtgraph set up like the app, no worker thread outlives a test, and
+every widget a test made is deleted while the application still exists."""
+
+import gc
 
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 
 from app import jobs, style
 
@@ -16,3 +20,15 @@ def _no_leftover_workers(qapp):
     yield
     assert jobs.shutdown_all(timeout=5.0), "a worker thread did not stop"
     assert not jobs.live_worker_threads(), "a test left a worker thread running"
+
+
+@pytest.fixture(autouse=True)
+def _delete_widgets_now(qapp, qtbot):
+    # pytest-qt closes the test's widgets in its teardown hook, before fixtures finish;
+    # delete them and their GL windows now, not at interpreter exit (a GL window that
+    # outlives the QApplication crashes the process after the last test).
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qapp.processEvents()
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
