@@ -116,11 +116,19 @@ class ContourView(pg.GraphicsLayoutWidget):
         self.caption.setFont(font)
 
         self._show_fill = True
+        self._cmap = style.colormap()
         self._bounds: tuple[float, float, float, float] | None = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
     # -- drawing -----------------------------------------------------------------------
+    def set_colormap(self, cmap: pg.ColorMap) -> None:
+        """Colour the heatmap, the colour bar and (without fill) the level curves with ``cmap``."""
+        if cmap is self._cmap:
+            return
+        self._cmap = cmap
+        self.colorbar.setColorMap(cmap)
+
     def set_field(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: tuple[float, float]) -> None:
         """Show the heatmap of z (rows along y) with fixed colour ``levels``."""
         x0, x1, y0, y1 = float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
@@ -144,7 +152,7 @@ class ContourView(pg.GraphicsLayoutWidget):
             self.plot.addItem(item)
             self._level_items.append(item)
         lo, hi = levels
-        cmap = style.colormap()
+        cmap = self._cmap
         for item, (value, lines) in zip(self._level_items, curves):
             t = 0.0 if hi <= lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
             color = cmap.map(t, mode="qcolor")
@@ -177,9 +185,11 @@ class ContourView(pg.GraphicsLayoutWidget):
         grouped: dict[str, list] = {kind: [] for kind in POINT_STYLES}
         for p in points:
             grouped.setdefault(p.kind, []).append(p)
+        total = sum(len(v) for v in grouped.values())
+        size = 13.0 if total <= 40 else max(6.0, 13.0 * (40.0 / total) ** 0.5)
         for kind, item in self.points.items():
             pts = grouped.get(kind, [])
-            item.setData([p.x for p in pts], [p.y for p in pts])
+            item.setData([p.x for p in pts], [p.y for p in pts], size=size)
             self._legend_entry(item, POINT_STYLES[kind][0], bool(pts))
 
     def _legend_entry(self, item, label: str, show: bool) -> None:

@@ -493,7 +493,8 @@ def gradient_field(expression: Expression | str, x_range: Sequence[float], y_ran
     """Gradient vectors (X, Y, U, V) at the centres of an n x n array of cells (float64).
 
     U, V = grad f (seed 002: the direction of steepest ascent, perpendicular to level
-    curves). Positions where the gradient is not finite are dropped, so the arrays are 1-D.
+    curves). Positions where f or its gradient is not finite are dropped, so the arrays
+    are 1-D.
     """
     expression = _as_expression(expression)
     (x0, x1), (y0, y1) = _check_range(x_range, "x_range"), _check_range(y_range, "y_range")
@@ -504,8 +505,12 @@ def gradient_field(expression: Expression | str, x_range: Sequence[float], y_ran
     xs = x0 + (np.arange(n) + 0.5) * ((x1 - x0) / n)
     ys = y0 + (np.arange(n) + 0.5) * ((y1 - y0) / n)
     X, Y = np.meshgrid(xs, ys)
-    U, V = _gradient(expression, X, Y, _param_values(expression, params))
-    keep = np.isfinite(U) & np.isfinite(V)
+    values = _param_values(expression, params)
+    U, V = _gradient(expression, X, Y, values)
+    # Where f itself is undefined (log(x) for x < 0), the symbolic derivative may still be
+    # finite (1/x), but there is no surface there to be steep: no arrow either.
+    F = _evaluate(expression, X, Y, values)
+    keep = np.isfinite(U) & np.isfinite(V) & np.isfinite(F)
     return X[keep], Y[keep], np.array(U[keep]), np.array(V[keep])
 
 

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from app import export
+from app import export, style
 from app.contour_view import POINT_STYLES, ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
@@ -97,6 +97,11 @@ class ProbeRequest:
 def _probe(request: ProbeRequest):
     expression = surfaces.parse_cached(request.text)
     return surfaces.probe(expression, request.x, request.y, dict(request.params))
+
+
+def marker_size(count: int, largest: float) -> float:
+    """Markers shrink when there are many (Rastrigin has 441 critical points in view)."""
+    return largest if count <= 40 else max(5.0, largest * (40.0 / count) ** 0.5)
 
 
 def _fmt(value: float) -> str:
@@ -561,6 +566,10 @@ class SurfacePanel(QWidget):
             self.status.emit("f has no finite value in this range: nothing to draw.")
             self.surfaceDrawn.emit(result)
             return
+        cmap = (style.level_colormap(result.contour_levels, result.levels)
+                if job.request.level_spacing == "log" else style.colormap())
+        self.contour.set_colormap(cmap)
+        self.view3d.setColorMap(cmap)
         self.contour.set_field(grid.x, grid.y, grid.z, result.levels)
         self.contour.set_level_curves(result.curves, result.levels)
         self.contour.set_arrows(result.field if job.request.arrows else None)
@@ -603,7 +612,7 @@ class SurfacePanel(QWidget):
         self.contour.set_points(self.critical)
         xyz = np.array([[p.x, p.y, p.value] for p in self.critical], dtype=float).reshape(-1, 3)
         colors = [POINT_STYLES[p.kind][2] for p in self.critical]
-        self.view3d.setMarkers(xyz, colors)
+        self.view3d.setMarkers(xyz, colors, size=marker_size(len(self.critical), 12.0))
         table = self.critical_table
         table.setRowCount(len(self.critical))
         for row, p in enumerate(self.critical):

@@ -559,3 +559,10 @@ def test_write_grid_csv_long_format_with_holes(tmp_path):
     S.write_grid_csv(path, S.evaluate_grid(S.preset("rosenbrock").expression(), (-2, 2), (-1, 3), 4))
     text = path.read_text()
     assert text.count("\n") == 2 + 16 and "a = 1; b = 100" in text.splitlines()[0]
+
+
+def test_no_gradient_arrows_where_f_is_undefined():
+    # d/dx log(x) = 1/x is finite for x < 0, but f is not defined there.
+    X, Y, U, V = S.gradient_field("log(x) + y**2", (-1.0, 1.0), (-1.0, 1.0), 10)
+    assert len(X) == 50
+    assert np.all(X > 0)
