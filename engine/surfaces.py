@@ -942,6 +942,7 @@ def compute_surface(request: SurfaceRequest) -> SurfaceResult:
     """
     start = time.perf_counter()
     expression = request.expression()
+    expression.formulas  # derive now, on the caller's (worker) thread, not when first shown
     params = request.param_dict
     grid = evaluate_grid(expression, request.x_range, request.y_range, request.resolution, params)
     levels = grid.levels()

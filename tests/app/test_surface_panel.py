@@ -169,3 +169,18 @@ def test_offscreen_shows_the_no_opengl_notice(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "NOTICE" in out.stdout.split() and "DRAWN" in out.stdout.split(), out.stdout + out.stderr
     assert "Error while drawing" not in out.stderr
+
+
+def test_dragging_previews_coarse_then_settles_at_full_resolution(panel, qtbot):
+    from app.panels.surface import PREVIEW_RESOLUTION
+
+    slider = panel._param_sliders["b"]
+    drawn = []
+    panel.surfaceDrawn.connect(lambda result: drawn.append(result.grid.z.shape))
+    slider._slider.setSliderDown(True)
+    with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
+        slider.setValue(0.5)
+    assert drawn[-1] == (PREVIEW_RESOLUTION, PREVIEW_RESOLUTION)
+    slider._slider.setSliderDown(False)
+    qtbot.waitUntil(lambda: drawn[-1] == (64, 64), timeout=20000)
+    np.testing.assert_allclose(panel.result.grid.z, _expected(1.0, 0.5, panel.result.grid), rtol=1e-5, atol=1e-5)
