@@ -17,7 +17,15 @@ from typing import NamedTuple
 import numpy as np
 import sympy
 
-from engine._closures import Closure, _binary, _call, _relu, _sigmoid, _softplus, _variable
+from engine._closures import (
+    Closure,
+    _binary,
+    _call,
+    _relu,
+    _sigmoid,
+    _softplus,
+    _variable,
+)
 
 # Symbolic derivatives larger than these (tree nodes) fall back to central differences.
 # Second derivatives cost about 0.1-0.4 ms of sympy time per node; a first derivative of
