@@ -3,5 +3,4 @@
 from .surface_item import SurfaceItem
 from .surface_view import NoOpenGLNotice, SurfaceView, create_surface_view, opengl_available
 
-__all__ = ["SurfaceItem", "SurfaceView", "NoOpenGLNotice", "create_surface_view",
-           "opengl_available"]
+__all__ = ["SurfaceItem", "SurfaceView", "NoOpenGLNotice", "create_surface_view", "opengl_available"]
