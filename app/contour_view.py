@@ -88,7 +88,9 @@ class ContourView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(colorMap=style.colormap(), interactive=False, width=14,
                                         label="f(x, y)")
-        self.colorbar.setImageItem(self.image)
+        # The bar is a legend only: the heatmap gets its lookup table from set_field, so it
+        # can be coloured by band (log-spaced levels) while the bar keeps an f(x, y) axis.
+        self.image.setLookupTable(style.colormap().getLookupTable(nPts=256))
         self.addItem(self.colorbar, row=0, col=1)
         self.colorbar.getAxis("right").setTextPen("k")
 
@@ -116,26 +118,36 @@ class ContourView(pg.GraphicsLayoutWidget):
         self.caption.setFont(font)
 
         self._show_fill = True
-        self._cmap = style.colormap()
+        self._knots: np.ndarray | None = None
         self._bounds: tuple[float, float, float, float] | None = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
     # -- drawing -----------------------------------------------------------------------
-    def set_colormap(self, cmap: pg.ColorMap) -> None:
-        """Colour the heatmap, the colour bar and (without fill) the level curves with ``cmap``."""
-        if cmap is self._cmap:
-            return
-        self._cmap = cmap
-        self.colorbar.setColorMap(cmap)
+    def set_field(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: tuple[float, float],
+                  knots: np.ndarray | None = None) -> None:
+        """Show the heatmap of z (rows along y) with fixed colour ``levels``.
 
-    def set_field(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: tuple[float, float]) -> None:
-        """Show the heatmap of z (rows along y) with fixed colour ``levels``."""
+        With ``knots`` (increasing values, e.g. lo, the log-spaced contour levels, hi) every
+        band between two knots gets an equal share of the colormap, as in the 3-D view.
+        """
+        knots = None if knots is None or len(knots) < 2 else np.asarray(knots, dtype=np.float64)
+        same = (knots is None and self._knots is None) or (
+            knots is not None and self._knots is not None and np.array_equal(knots, self._knots))
+        if not same:
+            self._knots = knots
+            self.colorbar.setColorMap(style.colormap() if knots is None else style.band_colormap(knots))
+        if knots is not None:
+            positions = np.linspace(0.0, 1.0, len(knots))
+            shown = np.interp(z, knots, positions).astype(np.float32)  # NaN holes stay NaN
+            image_levels = (0.0, 1.0)
+        else:
+            shown, image_levels = z, levels
         x0, x1, y0, y1 = float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
         dx = (x1 - x0) / max(len(x) - 1, 1)
         dy = (y1 - y0) / max(len(y) - 1, 1)
         # Pixel centres sit on the grid nodes.
-        self.image.setImage(np.ascontiguousarray(z, dtype=np.float32), levels=levels, autoLevels=False)
+        self.image.setImage(np.ascontiguousarray(shown, dtype=np.float32), levels=image_levels, autoLevels=False)
         self.image.setRect(x0 - dx / 2, y0 - dy / 2, x1 - x0 + dx, y1 - y0 + dy)
         self.colorbar.setLevels(levels)
         self.image.setVisible(self._show_fill)
@@ -152,9 +164,12 @@ class ContourView(pg.GraphicsLayoutWidget):
             self.plot.addItem(item)
             self._level_items.append(item)
         lo, hi = levels
-        cmap = self._cmap
+        cmap = style.colormap()
         for item, (value, lines) in zip(self._level_items, curves):
-            t = 0.0 if hi <= lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
+            if self._knots is not None:
+                t = float(np.interp(value, self._knots, np.linspace(0.0, 1.0, len(self._knots))))
+            else:
+                t = 0.0 if hi <= lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
             color = cmap.map(t, mode="qcolor")
             if self._show_fill:
                 color = QColor(30, 30, 30, 150)

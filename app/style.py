@@ -21,20 +21,21 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
 
 
-def level_colormap(contour_levels, levels: tuple[float, float]) -> pg.ColorMap:
-    """The colormap stretched so that every band between contour levels gets an equal share.
+def band_colormap(knots) -> pg.ColorMap:
+    """The colormap with an equal share of colours between consecutive ``knots``.
 
-    With log-spaced levels (a deep, flat valley such as Rosenbrock's), a linear colour
-    scale paints the whole valley one colour; this one follows the levels instead, so the
-    heatmap, the colour bar and the 3-D surface show the same bands as the level curves.
+    ``knots`` are increasing values, for example the colour range's ends with log-spaced
+    contour levels between them (a deep, flat valley such as Rosenbrock's): a linear scale
+    would paint the whole valley one colour. The heatmap and the 3-D view colour by the same
+    bands; this map draws the colour bar for them, on an f(x, y) axis.
     """
     import numpy as np
 
-    lo, hi = levels
+    knots = np.asarray(knots, dtype=float)
+    lo, hi = float(knots[0]), float(knots[-1])
     base = colormap()
-    if not hi > lo or len(contour_levels) == 0:
+    if not hi > lo:
         return base
-    stops = np.clip((np.asarray(contour_levels, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
-    stops = np.unique(np.concatenate([[0.0], stops, [1.0]]))
-    colors = base.map(np.linspace(0.0, 1.0, len(stops)), mode="byte")
+    stops, keep = np.unique(np.clip((knots - lo) / (hi - lo), 0.0, 1.0), return_index=True)
+    colors = base.map(np.linspace(0.0, 1.0, len(knots))[keep], mode="byte")
     return pg.ColorMap(stops, colors)

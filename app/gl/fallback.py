@@ -101,6 +101,9 @@ class NoOpenGLNotice(QtWidgets.QFrame):
     def setWireframe(self, enabled=True, every=None):
         pass
 
+    def setColorKnots(self, knots):
+        pass
+
     def setColorMap(self, cmap):
         pass
 

@@ -43,12 +43,34 @@ uniform mat4 u_mvp;
 uniform mat4 u_modelview;
 uniform vec3 u_scale;        // display = data * u_scale + u_offset
 uniform vec3 u_offset;
+uniform vec2 u_levels;       // (lo, 1 / (hi - lo))
+uniform int u_nknots;        // >= 2: colour by band between knots instead of linearly
+uniform float u_knots[MAX_KNOTS];
 VARYING_OUT float v_height;
 VARYING_OUT float v_valid;
 VARYING_OUT vec3 v_eye;
+float colour_position(float h) {
+    // Where the height sits on the colormap, 0..1: linear between the levels, or, with
+    // knots (e.g. log-spaced contour levels), an equal share of colours for every band.
+    if (u_nknots < 2)
+        return clamp((h - u_levels.x) * u_levels.y, 0.0, 1.0);
+    if (h <= u_knots[0])
+        return 0.0;
+    float last = float(u_nknots - 1);
+    for (int k = 1; k < MAX_KNOTS; k++) {
+        if (k >= u_nknots)
+            break;
+        if (h <= u_knots[k]) {
+            float width = u_knots[k] - u_knots[k - 1];
+            float within = width > 0.0 ? (h - u_knots[k - 1]) / width : 1.0;
+            return (float(k - 1) + within) / last;
+        }
+    }
+    return 1.0;
+}
 void main() {
     vec4 p = vec4(vec3(a_position, a_height.x) * u_scale + u_offset, 1.0);
-    v_height = a_height.x;
+    v_height = colour_position(a_height.x);
     v_valid = a_height.y;
     v_eye = (u_modelview * p).xyz;
     gl_Position = u_mvp * p;
@@ -57,13 +79,12 @@ void main() {
 
 _FRAGMENT_SOURCE = """
 uniform sampler2D u_lut;     // 256 x 1 RGBA colormap
-uniform vec2 u_levels;       // (lo, 1 / (hi - lo))
 uniform int u_mode;          // 0: lit/unlit surface, 1: wireframe lines
 uniform int u_lighting;
 uniform int u_top_is_front;  // 1 when the upper side of the surface winds counter-clockwise
 uniform vec4 u_line_color;
 uniform float u_opacity;
-VARYING_IN float v_height;
+VARYING_IN float v_height;   // colour position 0..1
 VARYING_IN float v_valid;
 VARYING_IN vec3 v_eye;
 void main() {
@@ -76,7 +97,7 @@ void main() {
         FRAG_COLOR = u_line_color;
         return;
     }
-    float t = clamp((v_height - u_levels.x) * u_levels.y, 0.0, 1.0);
+    float t = clamp(v_height, 0.0, 1.0);  // colour position from the vertex shader
     vec3 base = TEXTURE(u_lut, vec2(t * (255.0 / 256.0) + 0.5 / 256.0, 0.5)).rgb;
     vec3 rgb = base;
     if (u_lighting != 0) {
@@ -121,7 +142,8 @@ _PREAMBLES = {
     ),
 }
 
-_UNIFORMS = ("u_mvp", "u_modelview", "u_scale", "u_offset", "u_lut", "u_levels", "u_mode",
+MAX_KNOTS = 64
+_UNIFORMS = ("u_mvp", "u_modelview", "u_scale", "u_offset", "u_lut", "u_levels", "u_nknots", "u_knots", "u_mode",
              "u_lighting", "u_top_is_front", "u_line_color", "u_opacity")
 
 
@@ -223,6 +245,7 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
         self._heights = None          # (ny * nx, 2) float32: z with NaN -> 0, validity
         self._finite_range = None     # (min, max) of the finite heights, or None
         self._levels = (0.0, 1.0)
+        self._knots = None
         self._lut = lookup_table(cmap)
         self._wireframe = bool(wireframe)
         self._wire_every = None
@@ -322,6 +345,24 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
 
     def levels(self):
         return self._levels
+
+    def setColorKnots(self, knots):
+        """Colour by band: increasing heights ``knots`` get evenly spaced colours, linearly
+        in between (None: linear between the levels). At most MAX_KNOTS knots.
+
+        With log-spaced contour levels as knots, a deep, flat valley gets as many colours as
+        the steep walls, instead of one.
+        """
+        if knots is None or len(knots) < 2:
+            self._knots = None
+        else:
+            values = np.asarray(knots, dtype=np.float32).ravel()
+            if len(values) > MAX_KNOTS:
+                values = values[np.linspace(0, len(values) - 1, MAX_KNOTS).round().astype(int)]
+            if not (np.all(np.isfinite(values)) and np.all(np.diff(values) >= 0)):
+                raise ValueError("colour knots must be finite and increasing")
+            self._knots = np.ascontiguousarray(values)
+        self.update()
 
     def heightRange(self):
         """(min, max) of the finite heights, or None when there are none."""
@@ -491,6 +532,10 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
         lo, hi = self._levels
         span = hi - lo
         GL.glUniform2f(u["u_levels"], lo, 1.0 / span if span != 0.0 else 0.0)
+        knots = self._knots
+        GL.glUniform1i(u["u_nknots"], 0 if knots is None else len(knots))
+        if knots is not None and u["u_knots"] != -1:
+            GL.glUniform1fv(u["u_knots"], len(knots), knots)
         GL.glUniform1i(u["u_lighting"], int(self._lighting))
         GL.glUniform1i(u["u_top_is_front"], int(self._top_is_front()))
         GL.glUniform1f(u["u_opacity"], self._opacity)
@@ -531,7 +576,8 @@ def _build_program(context):
     is_es = context.isOpenGLES()
     modern = fmt.version() >= ((3, 0) if is_es else (3, 1))
     vertex_pre, fragment_pre = _PREAMBLES[(is_es, modern)]
-    vertex = gl_shaders.compileShader([vertex_pre, _VERTEX_SOURCE], GL.GL_VERTEX_SHADER)
+    vertex = gl_shaders.compileShader([vertex_pre, f"#define MAX_KNOTS {MAX_KNOTS}\n", _VERTEX_SOURCE],
+                                      GL.GL_VERTEX_SHADER)
     fragment = gl_shaders.compileShader([fragment_pre, _FRAGMENT_SOURCE], GL.GL_FRAGMENT_SHADER)
     program = GL.glCreateProgram()
     GL.glAttachShader(program, vertex)

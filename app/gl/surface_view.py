@@ -14,9 +14,7 @@ import math
 
 import numpy as np
 from OpenGL import GL
-from pyqtgraph.opengl import (
-    GLViewWidget,
-)
+from pyqtgraph.opengl import GLViewWidget
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
@@ -158,6 +156,10 @@ class _SurfaceViewMixin:
     def dataBox(self):
         """((x0, x1), (y0, y1), (z0, z1)) of the data fitted into the display box."""
         return self._box
+
+    def setColorKnots(self, knots):
+        """Colour by band between increasing heights (see ``SurfaceItem.setColorKnots``)."""
+        self._surface.setColorKnots(knots)
 
     def setColorMap(self, cmap):
         self._surface.setColorMap(cmap)

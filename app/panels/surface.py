@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from app import export, style
+from app import export
 from app.contour_view import POINT_STYLES, ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
@@ -97,6 +97,14 @@ class ProbeRequest:
 def _probe(request: ProbeRequest):
     expression = surfaces.parse_cached(request.text)
     return surfaces.probe(expression, request.x, request.y, dict(request.params))
+
+
+def color_knots(result) -> np.ndarray | None:
+    """Colour-band edges for log-spaced levels: the colour range's ends and the levels inside."""
+    lo, hi = result.levels
+    inside = [float(c) for c in result.contour_levels if lo < c < hi]
+    knots = np.array([lo, *inside, hi])
+    return knots if len(knots) > 2 else None
 
 
 def marker_size(count: int, largest: float) -> float:
@@ -566,11 +574,9 @@ class SurfacePanel(QWidget):
             self.status.emit("f has no finite value in this range: nothing to draw.")
             self.surfaceDrawn.emit(result)
             return
-        cmap = (style.level_colormap(result.contour_levels, result.levels)
-                if job.request.level_spacing == "log" else style.colormap())
-        self.contour.set_colormap(cmap)
-        self.view3d.setColorMap(cmap)
-        self.contour.set_field(grid.x, grid.y, grid.z, result.levels)
+        knots = color_knots(result) if job.request.level_spacing == "log" else None
+        self.view3d.setColorKnots(knots)
+        self.contour.set_field(grid.x, grid.y, grid.z, result.levels, knots)
         self.contour.set_level_curves(result.curves, result.levels)
         self.contour.set_arrows(result.field if job.request.arrows else None)
         self.view3d.setSurface(grid.x, grid.y, grid.z, result.levels)

@@ -483,3 +483,17 @@ def test_mesh_budget_draws_every_other_node_of_a_fine_grid(make_view):
     view.setPixelsPerCell(3.0)
     view.setSurface(coarse_x, coarse_y, saddle(coarse_x, coarse_y))
     assert view.meshShape() == (64, 64)  # coarse grids are drawn whole
+
+
+def test_colour_knots_recolour_the_surface(make_view, qtbot):
+    view = make_view()
+    x, y = grid()
+    z = np.exp(4 * saddle(x, y))  # most values small, a few very large
+    view.setSurface(x, y, z, levels=(float(z.min()), float(z.max())))
+    linear = frame(view, qtbot)
+    knots = np.geomspace(float(z.min()), float(z.max()), 12)
+    view.setColorKnots(knots)
+    banded = frame(view, qtbot)
+    assert np.abs(linear.astype(int) - banded.astype(int)).sum(axis=2).mean() > 5
+    view.setColorKnots(None)
+    np.testing.assert_array_equal(frame(view, qtbot), linear)

@@ -184,3 +184,19 @@ def test_dragging_previews_coarse_then_settles_at_full_resolution(panel, qtbot):
     slider._slider.setSliderDown(False)
     qtbot.waitUntil(lambda: drawn[-1] == (64, 64), timeout=20000)
     np.testing.assert_allclose(panel.result.grid.z, _expected(1.0, 0.5, panel.result.grid), rtol=1e-5, atol=1e-5)
+
+
+def test_log_levels_colour_by_band(panel, qtbot):
+    with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
+        panel.set_preset("rosenbrock")
+    assert panel.settings.level_spacing == "log"
+    z = panel.result.grid.z.ravel()
+    shown = panel.contour.image.image.ravel()
+    finite = np.isfinite(z)
+    assert np.all((shown[finite] >= 0) & (shown[finite] <= 1))
+    order = np.argsort(z[finite])
+    assert np.all(np.diff(shown[finite][order]) >= -1e-6)  # same order as f: a colour scale
+    # The valley floor (lowest tenth of values) spans far more colours than a linear scale gives.
+    low = z[finite] <= np.quantile(z[finite], 0.1)
+    lo, hi = panel.result.levels
+    assert np.ptp(shown[finite][low]) > 5 * np.ptp((z[finite][low] - lo) / (hi - lo))
