@@ -324,7 +324,7 @@ class SurfacePanel(QWidget):
 
         pbox = QGroupBox("At the point (hover or click the map)")
         play = QVBoxLayout(pbox)
-        self.readout = QLabel("Move the mouse over the contour map.")
+        self.readout = QLabel("Move the mouse over the contour map; click to pin, Esc to let go.")
         self.readout.setFont(mono)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         play.addWidget(self.readout)
@@ -387,6 +387,9 @@ class SurfacePanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
 
+        unpin = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        unpin.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        unpin.activated.connect(self.unpin_probe)
         for key, check in (("W", self.wire_check), ("H", self.fill_check), ("G", self.arrows_check),
                            ("C", self.critical_check)):
             shortcut = QShortcut(QKeySequence(key), self)
@@ -644,6 +647,12 @@ class SurfacePanel(QWidget):
     def _on_click(self, x: float, y: float) -> None:
         self._pinned = (x, y)
         self._submit_probe(x, y)
+
+    def unpin_probe(self) -> None:
+        """Let the read-out follow the mouse again after a click pinned it (Esc)."""
+        self._pinned = None
+        self.contour.set_cursor(None, None)
+        self.readout.setText("Move the mouse over the contour map; click to pin, Esc to let go.")
 
     def _on_leave(self) -> None:
         if self._pinned is None:

@@ -497,3 +497,28 @@ def test_colour_knots_recolour_the_surface(make_view, qtbot):
     assert np.abs(linear.astype(int) - banded.astype(int)).sum(axis=2).mean() > 5
     view.setColorKnots(None)
     np.testing.assert_array_equal(frame(view, qtbot), linear)
+
+
+def test_native_window_view_rotates_zooms_and_resets(qtbot, gl_required):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    view = create_surface_view()
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    window = view.window_view
+    azimuth, elevation, distance = (window.opts[k] for k in ("azimuth", "elevation", "distance"))
+    QTest.mousePress(window, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 200))
+    for i in range(1, 8):
+        QTest.mouseMove(window, QPoint(200 + 10 * i, 200 + 3 * i))
+    QTest.mouseRelease(window, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(270, 221))
+    assert window.opts["azimuth"] != azimuth and window.opts["elevation"] != elevation
+    wheel = QtGui.QWheelEvent(QPointF(200, 200), QPointF(200, 200), QPoint(0, 0), QPoint(0, 120),
+                              Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                              Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(window, wheel)
+    assert window.opts["distance"] < distance
+    view.resetCamera()
+    assert (window.opts["azimuth"], window.opts["elevation"]) == (azimuth, elevation)

@@ -200,3 +200,16 @@ def test_log_levels_colour_by_band(panel, qtbot):
     low = z[finite] <= np.quantile(z[finite], 0.1)
     lo, hi = panel.result.levels
     assert np.ptp(shown[finite][low]) > 5 * np.ptp((z[finite][low] - lo) / (hi - lo))
+
+
+def test_click_pins_the_probe_and_escape_lets_go(panel, qtbot):
+    with qtbot.waitSignal(panel.probe_runner.finished, timeout=5000):
+        panel._on_click(0.5, 0.5)
+    pinned = panel.readout.text()
+    panel._on_hover(-1.0, -1.0)  # ignored while pinned
+    qtbot.wait(100)
+    assert panel.readout.text() == pinned
+    panel.unpin_probe()
+    with qtbot.waitSignal(panel.probe_runner.finished, timeout=5000):
+        panel._on_hover(-1.0, -1.0)
+    assert "(-1.0000, -1.0000)" in panel.readout.text()
