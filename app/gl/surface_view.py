@@ -299,14 +299,22 @@ class _SurfaceViewMixin:
     def paintGL(self):
         enabled = gc.isenabled()
         gc.disable()
+        self._painting = True
         try:
             self._own_context_current()
             self._axes.follow(self._box, self.mapDataToDisplay, self.opts["azimuth"])
             self._follow_camera_with_markers()
             super().paintGL()
         finally:
+            self._painting = False
             if enabled:
                 gc.enable()
+
+    def update(self):
+        # Items placed for the camera inside paintGL (markers, axis labels) ask for a repaint;
+        # this very paint draws them, so a second frame would only cost time.
+        if not getattr(self, "_painting", False):
+            super().update()
 
     # ------------------------------------------------------------------ export
     def grab_image(self) -> QtGui.QImage:

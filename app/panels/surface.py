@@ -99,9 +99,17 @@ def _probe(request: ProbeRequest):
     return surfaces.probe(expression, request.x, request.y, dict(request.params))
 
 
-def color_knots(result) -> np.ndarray | None:
+def _grown(frame: tuple[float, float], new: tuple[float, float]) -> tuple[float, float]:
+    """``frame`` widened to hold ``new``; ``new`` itself when it fills under a tenth of it."""
+    lo, hi = min(frame[0], new[0]), max(frame[1], new[1])
+    if (new[1] - new[0]) < 0.1 * (hi - lo):
+        return new
+    return lo, hi
+
+
+def color_knots(result, levels: tuple[float, float]) -> np.ndarray | None:
     """Colour-band edges for log-spaced levels: the colour range's ends and the levels inside."""
-    lo, hi = result.levels
+    lo, hi = levels
     inside = [float(c) for c in result.contour_levels if lo < c < hi]
     knots = np.array([lo, *inside, hi])
     return knots if len(knots) > 2 else None
@@ -192,6 +200,9 @@ class SurfacePanel(QWidget):
         self.expression = None
         self._param_sliders: dict[str, QLabeledDoubleSlider] = {}
         self._pinned: tuple[float, float] | None = None
+        self._frame_key = None
+        self.frame_levels: tuple[float, float] | None = None  # colour levels on screen
+        self._frame_z: tuple[float, float] | None = None
 
         self.surface_runner = JobRunner(surfaces.compute_surface, "surface", self)
         self.critical_runner = JobRunner(surfaces.compute_critical_points, "critical", self)
@@ -577,12 +588,13 @@ class SurfacePanel(QWidget):
             self.status.emit("f has no finite value in this range: nothing to draw.")
             self.surfaceDrawn.emit(result)
             return
-        knots = color_knots(result) if job.request.level_spacing == "log" else None
+        levels, z_range = self._steady_frame(job.request, result)
+        knots = color_knots(result, levels) if job.request.level_spacing == "log" else None
         self.view3d.setColorKnots(knots)
-        self.contour.set_field(grid.x, grid.y, grid.z, result.levels, knots)
-        self.contour.set_level_curves(result.curves, result.levels)
+        self.contour.set_field(grid.x, grid.y, grid.z, levels, knots)
+        self.contour.set_level_curves(result.curves, levels)
         self.contour.set_arrows(result.field if job.request.arrows else None)
-        self.view3d.setSurface(grid.x, grid.y, grid.z, result.levels)
+        self.view3d.setSurface(grid.x, grid.y, grid.z, levels, z_range)
         # Mark the map dirty now, so both views are painted and shown in the same frame.
         self.contour.viewport().update()
         self._show_formulas(result.expression)
@@ -593,6 +605,23 @@ class SurfacePanel(QWidget):
         if job.request.resolution == self.settings.resolution and self.settings.critical_points:
             self._critical_timer.start()
         self.surfaceDrawn.emit(result)
+
+    def _steady_frame(self, request, result) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Colour levels and 3-D height box that only grow while one function is explored.
+
+        Refitting both to every new grid would hide what a parameter does (a steeper bowl
+        would look the same, only its tick labels would change); so while the text and the
+        window stay the same they widen as needed and stay put otherwise. A new function,
+        window or spacing, or a surface that shrank to under a tenth of the frame, refits.
+        """
+        key = (request.text, request.x_range, request.y_range, request.level_spacing)
+        levels = tuple(result.levels)
+        z_range = tuple(result.grid.z_range or levels)
+        if key == self._frame_key and self.frame_levels is not None:
+            levels = _grown(self.frame_levels, levels)
+            z_range = _grown(self._frame_z, z_range)
+        self._frame_key, self.frame_levels, self._frame_z = key, levels, z_range
+        return levels, z_range
 
     def _on_surface_failed(self, failure: JobFailure) -> None:
         error = failure.error

@@ -61,7 +61,25 @@ def test_slider_change_redraws_with_new_values(panel, qtbot):
     np.testing.assert_allclose(grid.z, _expected(3.0, 2.0, grid), rtol=1e-5, atol=1e-5)
     # The contour map shows the same numbers the engine computed.
     np.testing.assert_allclose(panel.contour.image.image, grid.z, rtol=1e-6)
-    assert panel.contour.colorbar.levels() == pytest.approx(panel.result.levels)
+    shown = panel.contour.colorbar.levels()
+    assert shown == pytest.approx(panel.frame_levels)
+    # While one function is explored the colour scale only widens, so a steeper bowl shows
+    # brighter colours instead of being refitted to look the same.
+    lo, hi = panel.result.levels
+    assert shown[0] <= lo + 1e-9 and shown[1] >= hi - 1e-9
+
+
+def test_colour_scale_stays_put_while_a_parameter_moves(panel, qtbot):
+    slider = panel._param_sliders["a"]
+    with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
+        slider.setValue(4.0)
+    wide = panel.frame_levels
+    with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
+        slider.setValue(2.0)
+    assert panel.frame_levels == wide  # the flatter bowl is shown against the same scale
+    with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
+        panel.set_expression("x + y")
+    assert panel.frame_levels == pytest.approx(panel.result.levels)  # a new function refits
 
 
 def test_parameters_follow_the_typed_expression(panel, qtbot):
