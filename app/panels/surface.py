@@ -335,8 +335,9 @@ class SurfacePanel(QWidget):
 
         pbox = QGroupBox("At the point (hover or click the map)")
         play = QVBoxLayout(pbox)
-        self.readout = QLabel("Move the mouse over the contour map; click to pin, Esc to let go.")
+        self.readout = QLabel("Hover over the contour map.\nClick to pin, Esc to let go.")
         self.readout.setFont(mono)
+        self.readout.setWordWrap(True)  # long numbers must not widen the control column
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         play.addWidget(self.readout)
         column.addWidget(pbox)
@@ -681,7 +682,7 @@ class SurfacePanel(QWidget):
         """Let the read-out follow the mouse again after a click pinned it (Esc)."""
         self._pinned = None
         self.contour.set_cursor(None, None)
-        self.readout.setText("Move the mouse over the contour map; click to pin, Esc to let go.")
+        self.readout.setText("Hover over the contour map.\nClick to pin, Esc to let go.")
 
     def _on_leave(self) -> None:
         if self._pinned is None:
