@@ -43,6 +43,7 @@ uniform mat4 u_mvp;
 uniform mat4 u_modelview;
 uniform vec3 u_scale;        // display = data * u_scale + u_offset
 uniform vec3 u_offset;
+uniform vec2 u_zclip;        // display-space limits of z
 uniform vec2 u_levels;       // (lo, 1 / (hi - lo))
 uniform int u_nknots;        // >= 2: colour by band between knots instead of linearly
 uniform float u_knots[MAX_KNOTS];
@@ -70,6 +71,7 @@ float colour_position(float h) {
 }
 void main() {
     vec4 p = vec4(vec3(a_position, a_height.x) * u_scale + u_offset, 1.0);
+    p.z = clamp(p.z, u_zclip.x, u_zclip.y);   // heights beyond the box are cut at its lid
     v_height = colour_position(a_height.x);
     v_valid = a_height.y;
     v_eye = (u_modelview * p).xyz;
@@ -143,7 +145,7 @@ _PREAMBLES = {
 }
 
 MAX_KNOTS = 64
-_UNIFORMS = ("u_mvp", "u_modelview", "u_scale", "u_offset", "u_lut", "u_levels", "u_nknots", "u_knots", "u_mode",
+_UNIFORMS = ("u_mvp", "u_modelview", "u_scale", "u_offset", "u_zclip", "u_lut", "u_levels", "u_nknots", "u_knots", "u_mode",
              "u_lighting", "u_top_is_front", "u_line_color", "u_opacity")
 
 
@@ -246,6 +248,8 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
         self._finite_range = None     # (min, max) of the finite heights, or None
         self._levels = (0.0, 1.0)
         self._knots = None
+        self._zclip_data = (None, None)
+        self._display_zclip = (-3.0e38, 3.0e38)
         self._lut = lookup_table(cmap)
         self._wireframe = bool(wireframe)
         self._wire_every = None
@@ -420,6 +424,22 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
         """
         self._display_scale = np.asarray(scale, dtype=np.float32).reshape(3)
         self._display_offset = np.asarray(offset, dtype=np.float32).reshape(3)
+        self.setHeightClip(*self._zclip_data)
+
+    def setHeightClip(self, lo=None, hi=None):
+        """Cut heights outside [lo, hi] (data units) at those heights; None: no cut.
+
+        A function with a few huge values (exp(1000 x)) is then drawn inside its box with
+        a flat lid, instead of spikes that leave the picture.
+        """
+        bounds = []
+        for value, default in ((lo, -3.0e38), (hi, 3.0e38)):
+            if value is None or not np.isfinite(value):
+                bounds.append(default)
+            else:
+                bounds.append(float(value) * float(self._display_scale[2]) + float(self._display_offset[2]))
+        self._zclip_data = (lo, hi)
+        self._display_zclip = (min(bounds), max(bounds))
         self.update()
 
     def mapDataToDisplay(self, points):
@@ -529,6 +549,7 @@ class SurfaceItem(GLGraphicsItem.GLGraphicsItem):
                               np.array(self.modelViewMatrix().data(), dtype=np.float32))
         GL.glUniform3f(u["u_scale"], *self._display_scale)
         GL.glUniform3f(u["u_offset"], *self._display_offset)
+        GL.glUniform2f(u["u_zclip"], *self._display_zclip)
         lo, hi = self._levels
         span = hi - lo
         GL.glUniform2f(u["u_levels"], lo, 1.0 / span if span != 0.0 else 0.0)

@@ -109,6 +109,7 @@ class _SurfaceViewMixin:
         box = (_span(x.min(), x.max()), _span(y.min(), y.max()), _span(*z_range))
         if box != self._box:
             self._apply_box(box)
+        self._surface.setHeightClip(*box[2])
 
     def setPixelsPerCell(self, pixels: float | None) -> None:
         """Draw at most one mesh cell per ``pixels`` screen pixels (None: every grid cell).
@@ -181,8 +182,9 @@ class _SurfaceViewMixin:
         ``colors``: one colour for all, one per point, or an (N, 3|4) array.
         """
         points = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
-        self._marker_data = points
-        self._marker_colors = _marker_colors(colors, len(points))
+        finite = np.isfinite(points).all(axis=1)
+        self._marker_data = points[finite]
+        self._marker_colors = _marker_colors(colors, len(points))[finite]
         self._marker_size = float(size)
         self._update_markers()
 
@@ -355,7 +357,11 @@ class _SurfaceViewMixin:
         if n == 0 or key == self._marker_camera:
             return
         self._marker_camera = key
-        shown = self.mapDataToDisplay(self._marker_data)
+        # Markers stay inside the box, like the surface: heights beyond it sit on its lid.
+        (z0, z1) = self._box[2]
+        data = self._marker_data.copy()
+        data[:, 2] = np.clip(data[:, 2], z0, z1)
+        shown = self.mapDataToDisplay(data)
         towards = np.array([camera.x(), camera.y(), camera.z()]) - shown
         distance = np.linalg.norm(towards, axis=1, keepdims=True)
         radius = 0.5 * (self._marker_size + 4.0) * self.pixelSize(shown)[:, None]

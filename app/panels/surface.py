@@ -617,7 +617,9 @@ class SurfacePanel(QWidget):
         """
         key = (request.text, request.x_range, request.y_range, request.level_spacing)
         levels = tuple(result.levels)
-        z_range = tuple(result.grid.z_range or levels)
+        # The robust colour levels also bound the 3-D box: a few huge values (exp(1000 x))
+        # are cut at its lid instead of squashing everything else flat.
+        z_range = levels
         if key == self._frame_key and self.frame_levels is not None:
             levels = _grown(self.frame_levels, levels)
             z_range = _grown(self._frame_z, z_range)

@@ -522,3 +522,16 @@ def test_native_window_view_rotates_zooms_and_resets(qtbot, gl_required):
     assert window.opts["distance"] < distance
     view.resetCamera()
     assert (window.opts["azimuth"], window.opts["elevation"]) == (azimuth, elevation)
+
+
+def test_heights_beyond_the_box_are_cut_and_bad_markers_dropped(make_view, qtbot):
+    view = make_view()
+    x, y = grid()
+    z = saddle(x, y)
+    z[:5, :5] = 1e30  # a few absurd values
+    view.setSurface(x, y, z, levels=(-1.0, 1.0), z_range=(-1.0, 1.0))
+    assert view.dataBox()[2] == (-1.0, 1.0)
+    view.setMarkers([[0.0, 0.0, 0.0], [0.5, 0.5, np.nan], [0.2, 0.2, 1e30]], colors="r")
+    assert len(view._marker_data) == 2
+    pixels = frame(view, qtbot)  # drawn without overflow warnings (filterwarnings = error)
+    assert pixels.size
