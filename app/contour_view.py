@@ -186,7 +186,9 @@ class ContourView(pg.GraphicsLayoutWidget):
         if field is None or self._bounds is None:
             self.arrows.setData([], [])
             self.arrows.setVisible(False)
+            self._legend_entry(self.arrows, "∇f (steepest ascent)", False)
             return
+        self._legend_entry(self.arrows, "∇f (steepest ascent)", True)
         X, Y, U, V = field
         side = max(int(round(np.sqrt(max(np.size(X), 1)))), 1)
         x0, x1, y0, y1 = self._bounds
@@ -213,6 +215,7 @@ class ContourView(pg.GraphicsLayoutWidget):
             self.legend.addItem(item, label)
         elif not show and present:
             self.legend.removeItem(item)
+        self.legend.setVisible(bool(self.legend.items))  # no empty frame
 
     def set_fill(self, show: bool) -> None:
         """Show or hide the filled heatmap (level curves switch to colour when hidden)."""

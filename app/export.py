@@ -149,14 +149,9 @@ def save_grid_csv(grid, path: Path) -> Path:
     return path
 
 
-def export_surface_panel(panel, path: Path, view: str = "auto") -> Path:
-    """Export the surface panel: .csv grid, .svg contour map, .png of 3-D/contour/both."""
-    path = Path(path)
+def _export_views(panel, path: Path, view: str) -> Path:
+    """PNG of a panel's 3-D view, contour map or both; SVG of its contour map."""
     suffix = path.suffix.lower()
-    if panel.result is None:
-        raise ExportError("nothing to export yet: the surface has not been computed")
-    if suffix in TABLE:
-        return save_grid_csv(panel.result.grid, path)
     if suffix in VECTOR:
         if view in ("surface", "3d"):
             raise ExportError("the 3-D view is exported as .png only; .svg is for the contour map")
@@ -175,6 +170,33 @@ def export_surface_panel(panel, path: Path, view: str = "auto") -> Path:
     else:
         raise ExportError(f"unknown view '{view}': use auto, surface, contour or both")
     return path
+
+
+def export_descent_panel(panel, path: Path, view: str = "auto") -> Path:
+    """Export the race: .csv of the trajectories, or the views as .png/.svg."""
+    path = Path(path)
+    if not panel.trajectories:
+        raise ExportError("nothing to export yet: no race has been run")
+    if path.suffix.lower() in TABLE:
+        text = io.StringIO()
+        text.write("method,step,x,y,f,grad_norm,status\n")
+        for t in panel.trajectories:
+            for k, ((x, y), f, g) in enumerate(zip(t.points, t.values, t.grad_norms)):
+                text.write(f"{t.method},{k},{x!r},{y!r},{f!r},{g!r},{t.status}\n")
+        _write_atomic(path, text.getvalue().encode())
+        return path
+    return _export_views(panel, path, view)
+
+
+def export_surface_panel(panel, path: Path, view: str = "auto") -> Path:
+    """Export the surface panel: .csv grid, .svg contour map, .png of 3-D/contour/both."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if panel.result is None:
+        raise ExportError("nothing to export yet: the surface has not been computed")
+    if suffix in TABLE:
+        return save_grid_csv(panel.result.grid, path)
+    return _export_views(panel, path, view)
 
 
 __all__ = ["ExportError", "export_surface_panel", "save_scene", "save_grid_csv", "side_by_side",

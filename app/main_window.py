@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from app import __version__, jobs
 from app.export import ExportError
+from app.panels.descent import DescentPanel
 from app.panels.surface import SurfacePanel
 
 EXPORT_FILTERS = {
@@ -35,7 +36,8 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
         self.surface = SurfacePanel()
-        self.panels = [self.surface]
+        self.descent = DescentPanel(self.surface)
+        self.panels = [self.surface, self.descent]
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
             panel.status.connect(lambda text: self.statusBar().showMessage(text))

@@ -104,6 +104,12 @@ class NoOpenGLNotice(QtWidgets.QFrame):
     def setColorKnots(self, knots):
         pass
 
+    def setPaths(self, paths):
+        pass
+
+    def setBalls(self, points_xyz, colors, size=14.0):
+        pass
+
     def setColorMap(self, cmap):
         pass
 

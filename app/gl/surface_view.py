@@ -24,6 +24,8 @@ from ._decorations import (
     DEFAULT_PIXELS_PER_CELL,
     DISPLAY_HALF_EXTENTS,
     _BoxAxes,
+    _color_f,
+    _LineItem,
     _luminance,
     _marker_colors,
     _MarkerItem,
@@ -77,6 +79,15 @@ class _SurfaceViewMixin:
         self._markers.setDepthValue(2)
         for item in (self._ghost_markers, self._markers):
             self.addItem(item)
+        self._path_items: list = []
+        self._paths: list = []                   # [(points (N, 3) in data units, rgba)]
+        self._balls = _MarkerItem(pxMode=True, glOptions={
+            GL.GL_DEPTH_TEST: False, GL.GL_BLEND: True, GL.GL_CULL_FACE: False,
+            "glBlendFuncSeparate": (GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA,
+                                    GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)})
+        self._balls.setDepthValue(5)
+        self.addItem(self._balls)
+        self._ball_data = (np.zeros((0, 3)), np.zeros((0, 4), np.float32), 14.0)
         self._marker_data = np.zeros((0, 3))
         self._marker_colors = np.zeros((0, 4), np.float32)
         self._marker_size = 12.0
@@ -187,6 +198,55 @@ class _SurfaceViewMixin:
         self._marker_colors = _marker_colors(colors, len(points))[finite]
         self._marker_size = float(size)
         self._update_markers()
+
+    def setPaths(self, paths):
+        """Polylines over the surface in data coordinates, e.g. optimizer trails.
+
+        ``paths`` is a list of ``(points (N, 3), colour)``; heights are cut at the box like
+        the surface, and each line is lifted a hair above it so it is not buried.
+        """
+        self._paths = [(np.asarray(p, dtype=np.float64).reshape(-1, 3), c) for p, c in paths]
+        while len(self._path_items) < len(self._paths):
+            item = _LineItem(mode="line_strip", width=2.5, antialias=True, glOptions="translucent")
+            item.setDepthValue(4)
+            self.addItem(item)
+            self._path_items.append(item)
+        self._update_paths()
+
+    def setBalls(self, points_xyz, colors, size=14.0):
+        """Round balls at (N, 3) data points drawn over everything (the optimizers' positions)."""
+        points = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
+        finite = np.isfinite(points).all(axis=1)
+        self._ball_data = (points[finite], _marker_colors(colors, len(points))[finite], float(size))
+        self._update_paths()
+
+    def _lifted(self, points):
+        (z0, z1) = self._box[2]
+        data = points.copy()
+        data[:, 2] = np.clip(data[:, 2], z0, z1)
+        shown = self.mapDataToDisplay(data)
+        shown[:, 2] += 0.012
+        return np.ascontiguousarray(shown, dtype=np.float32)
+
+    def _update_paths(self):
+        for i, item in enumerate(self._path_items):
+            if i < len(self._paths) and len(self._paths[i][0]) >= 2:
+                points, color = self._paths[i]
+                points = points[np.isfinite(points).all(axis=1)]
+                item.setData(pos=self._lifted(points), color=tuple(float(c) for c in _color_f(color)))
+                item.setVisible(len(points) >= 2)
+            else:
+                item.setVisible(False)
+        points, colors, size = self._ball_data
+        self._balls.setVisible(len(points) > 0)
+        if len(points):
+            n = len(points)
+            rim = np.tile(np.array([[0.08, 0.08, 0.08, 1.0]], np.float32), (n, 1))
+            shown = self._lifted(points)
+            self._balls.setData(pos=np.vstack([shown, shown]),
+                                color=np.ascontiguousarray(np.vstack([rim, colors]), dtype=np.float32),
+                                size=np.r_[np.full(n, size + 4.0), np.full(n, size)].astype(np.float32))
+        self.update()
 
     def clearMarkers(self):
         self.setMarkers(np.zeros((0, 3)))
@@ -337,6 +397,8 @@ class _SurfaceViewMixin:
         self._scale = half / np.array([hi - lo for lo, hi in box]) * 2.0
         self._offset = -center * self._scale
         self._surface.setDisplayTransform(self._scale, self._offset)
+        if hasattr(self, "_path_items"):
+            self._update_paths()
         self._axes.follow(self._box, self.mapDataToDisplay, self.opts["azimuth"])
         self._update_markers()
 

@@ -1,0 +1,551 @@
+"""Gradient-descent lab: optimizers racing down the surface panel's function (seeds 001-003).
+
+The race is computed whole on a worker (``engine.optimizers.compute_race``), then played
+back: a timer moves a frame index along the precomputed trajectories and each tick draws
+the state at that index, so a slow paint skips frames instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.contour_view import ContourView
+from app.gl.surface_view import create_surface_view
+from app.jobs import JobFailure, JobResult, JobRunner
+from engine import optimizers
+
+#: One colour per method (colour-blind-safe set), used in every view and the legend.
+COLORS = {
+    "sgd": "#e41a1c",
+    "momentum": "#ff7f00",
+    "nesterov": "#a65628",
+    "adagrad": "#984ea3",
+    "rmsprop": "#4daf4a",
+    "adam": "#377eb8",
+    "adamw": "#f781bf",
+}
+LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
+          "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
+FPS = 30
+LR_RANGE = (-4.0, 0.5)  # log10 of the learning-rate slider's ends
+
+
+@dataclass
+class DescentSettings:
+    """Everything the user set in the descent panel (plain data)."""
+
+    methods: tuple[str, ...] = ("sgd", "momentum", "adam")
+    start: tuple[float, float] = (1.5, 1.0)
+    lr: float = 0.05
+    steps: int = 300
+    constants: dict[str, dict[str, float]] = field(default_factory=dict)
+    clip: float | None = None
+    l2: float = 0.0
+    schedule: str = "constant"
+    noise: float = 0.0
+    seed: int = 0
+    speed: int = 2  # steps advanced per animation frame
+
+
+def _slider_to_lr(value: int) -> float:
+    lo, hi = LR_RANGE
+    return 10 ** (lo + (hi - lo) * value / 1000.0)
+
+
+def _lr_to_slider(lr: float) -> int:
+    lo, hi = LR_RANGE
+    return int(round((math.log10(max(lr, 1e-12)) - lo) / (hi - lo) * 1000.0))
+
+
+class DescentPanel(QWidget):
+    """Race optimizers from a clicked start point on the surface panel's function."""
+
+    title = "Gradient descent"
+    status = Signal(str)
+    raceComputed = Signal(object)  # list of Trajectory
+    frameShown = Signal(int)
+
+    def __init__(self, surface_panel, parent=None, settings: DescentSettings | None = None):
+        super().__init__(parent)
+        self.surface_panel = surface_panel
+        self.settings = settings or DescentSettings()
+        self.trajectories: list = []
+        self.frame = 0
+        self._drawn_frame = -1
+        self.runner = JobRunner(optimizers.compute_race, "descent", self)
+        self.runner.finished.connect(self._on_race)
+        self.runner.failed.connect(self._on_race_failed)
+        self._timer = QTimer(self, interval=int(1000 / FPS))
+        self._timer.timeout.connect(self._tick)
+        self._rerun = QTimer(self, singleShot=True, interval=120)
+        self._rerun.timeout.connect(self.run)
+        self._build()
+        surface_panel.surfaceDrawn.connect(self._on_surface)
+        if surface_panel.result is not None:
+            self._on_surface(surface_panel.result)
+
+    # -- layout ------------------------------------------------------------------------
+    def _build(self) -> None:
+        controls = QWidget()
+        column = QVBoxLayout(controls)
+
+        self.function_label = QLabel()
+        self.function_label.setWordWrap(True)
+        self.function_label.setToolTip("The function and window come from the Loss surface tab")
+        column.addWidget(self.function_label)
+
+        obox = QGroupBox("Optimizers")
+        olay = QGridLayout(obox)
+        self.method_checks: dict[str, QCheckBox] = {}
+        for i, method in enumerate(optimizers.METHODS):
+            check = QCheckBox(LABELS[method])
+            check.setChecked(method in self.settings.methods)
+            check.setStyleSheet(f"QCheckBox {{ color: {COLORS[method]}; font-weight: bold; }}")
+            check.toggled.connect(self._on_methods)
+            olay.addWidget(check, i // 2, i % 2)
+            self.method_checks[method] = check
+        column.addWidget(obox)
+
+        pbox = QGroupBox("Step size and start")
+        play = QFormLayout(pbox)
+        self.lr_slider = QSlider(Qt.Orientation.Horizontal)
+        self.lr_slider.setRange(0, 1000)
+        self.lr_slider.setValue(_lr_to_slider(self.settings.lr))
+        self.lr_slider.setToolTip("Learning rate ε (log scale): x' = x − ε ∇f(x)  (seed 002)")
+        self.lr_label = QLabel()
+        self.lr_slider.valueChanged.connect(self._on_lr)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(self.lr_slider, 1)
+        lr_row.addWidget(self.lr_label)
+        play.addRow("ε =", lr_row)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 10000)
+        self.steps_spin.setValue(self.settings.steps)
+        self.steps_spin.setKeyboardTracking(False)
+        self.steps_spin.valueChanged.connect(self._on_steps)
+        play.addRow("steps", self.steps_spin)
+        self.start_x, self.start_y = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, value in ((self.start_x, self.settings.start[0]), (self.start_y, self.settings.start[1])):
+            spin.setRange(-1e4, 1e4)
+            spin.setDecimals(3)
+            spin.setSingleStep(0.1)
+            spin.setValue(value)
+            spin.setKeyboardTracking(False)
+            spin.valueChanged.connect(self._on_start_typed)
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.start_x)
+        start_row.addWidget(self.start_y)
+        play.addRow("start (click the map)", start_row)
+        column.addWidget(pbox)
+
+        cbox = QGroupBox("Method constants")
+        clay = QFormLayout(cbox)
+        self.constant_spins: dict[tuple[str, str], QDoubleSpinBox] = {}
+        for method in ("momentum", "rmsprop", "adam"):
+            for name, default in optimizers.DEFAULTS[method].items():
+                if name == "eps":
+                    continue
+                spin = QDoubleSpinBox()
+                spin.setRange(0.0, 0.99999)
+                spin.setDecimals(5)
+                spin.setSingleStep(0.01)
+                spin.setValue(default)
+                spin.setKeyboardTracking(False)
+                spin.valueChanged.connect(self._on_constants)
+                clay.addRow(f"{LABELS[method]} {name}", spin)
+                self.constant_spins[(method, name)] = spin
+        column.addWidget(cbox)
+
+        xbox = QGroupBox("Extras")
+        xlay = QFormLayout(xbox)
+        self.clip_check = QCheckBox("clip |∇f| at")
+        self.clip_spin = QDoubleSpinBox()
+        self.clip_spin.setRange(1e-3, 1e6)
+        self.clip_spin.setValue(1.0)
+        self.clip_check.setToolTip("Gradient clipping by norm: tames steep slopes (seed 001)")
+        for w in (self.clip_check, self.clip_spin):
+            (w.toggled if w is self.clip_check else w.valueChanged).connect(self._on_extras)
+        clip_row = QHBoxLayout()
+        clip_row.addWidget(self.clip_check)
+        clip_row.addWidget(self.clip_spin)
+        xlay.addRow(clip_row)
+        self.l2_spin = QDoubleSpinBox()
+        self.l2_spin.setRange(0.0, 100.0)
+        self.l2_spin.setDecimals(4)
+        self.l2_spin.setSingleStep(0.01)
+        self.l2_spin.setToolTip("L2 regularizer λ Σθ² (seed 003 eq. 7); its gradient 2λθ (eq. 8)")
+        self.l2_spin.valueChanged.connect(self._on_extras)
+        xlay.addRow("L2 λ", self.l2_spin)
+        self.schedule_box = QComboBox()
+        for name in ("constant", "step", "exponential", "cosine"):
+            self.schedule_box.addItem(name)
+        self.schedule_box.setToolTip("Learning-rate schedule")
+        self.schedule_box.activated.connect(self._on_extras)
+        xlay.addRow("schedule", self.schedule_box)
+        self.noise_spin = QDoubleSpinBox()
+        self.noise_spin.setRange(0.0, 100.0)
+        self.noise_spin.setDecimals(3)
+        self.noise_spin.setSingleStep(0.1)
+        self.noise_spin.setToolTip("Gaussian noise added to the gradient, like mini-batch SGD (fixed seed)")
+        self.noise_spin.valueChanged.connect(self._on_extras)
+        xlay.addRow("gradient noise σ", self.noise_spin)
+        column.addWidget(xbox)
+
+        rbox = QGroupBox("Results")
+        rlay = QVBoxLayout(rbox)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["optimizer", "final f", "steps", "status"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(170)
+        rlay.addWidget(self.table)
+        column.addWidget(rbox)
+        column.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(390)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        # Playback bar.
+        self.play_button = QPushButton("Play")
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("One step forward (→)")
+        self.step_button.clicked.connect(self.step)
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Back to the start (Home)")
+        self.reset_button.clicked.connect(self.reset)
+        self.speed_slider = QSlider(Qt.Orientation.Horizontal)
+        self.speed_slider.setRange(1, 100)
+        self.speed_slider.setValue(self.settings.speed)
+        self.speed_slider.setToolTip("Steps per frame")
+        self.speed_slider.valueChanged.connect(lambda v: setattr(self.settings, "speed", int(v)))
+        self.frame_label = QLabel("step 0")
+        bar = QHBoxLayout()
+        for w in (self.play_button, self.step_button, self.reset_button):
+            bar.addWidget(w)
+        bar.addWidget(QLabel("speed"))
+        bar.addWidget(self.speed_slider, 1)
+        bar.addWidget(self.frame_label)
+
+        self.view3d = create_surface_view()
+        self.view3d.setMinimumSize(280, 240)
+        self.contour = ContourView()
+        self.contour.setMinimumSize(280, 240)
+        self.contour.clicked.connect(self.set_start)
+        self._trail_items = {}
+        self._ball_items = {}
+        for method in optimizers.METHODS:
+            trail = pg.PlotCurveItem(pen=pg.mkPen(COLORS[method], width=2.2))
+            trail.setZValue(15)
+            ball = pg.ScatterPlotItem(size=13, brush=pg.mkBrush(COLORS[method]), pen=pg.mkPen("k", width=1.3))
+            ball.setZValue(16)
+            self.contour.plot.addItem(trail)
+            self.contour.plot.addItem(ball)
+            self._trail_items[method] = trail
+            self._ball_items[method] = ball
+        self.start_marker = pg.ScatterPlotItem(symbol="star", size=16, brush=pg.mkBrush("w"),
+                                               pen=pg.mkPen("k", width=1.2))
+        self.start_marker.setZValue(17)
+        self.contour.plot.addItem(self.start_marker)
+
+        self.loss_plot = pg.PlotWidget(background="w")
+        self.loss_plot.setLogMode(y=True)
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setLabel("left", "f − min f + 1e-12 (log)")
+        self.loss_plot.setTitle("loss", color="k")
+        self.grad_plot = pg.PlotWidget(background="w")
+        self.grad_plot.setLogMode(y=True)
+        self.grad_plot.setLabel("bottom", "step")
+        self.grad_plot.setLabel("left", "|∇f| (log)")
+        self.grad_plot.setTitle("gradient norm", color="k")
+        legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextColor="k")
+        self._loss_curves, self._grad_curves = {}, {}
+        for method in optimizers.METHODS:
+            pen = pg.mkPen(COLORS[method], width=2)
+            self._loss_curves[method] = self.loss_plot.plot(pen=pen, name=LABELS[method])
+            self._grad_curves[method] = self.grad_plot.plot(pen=pen)
+        self._legend = legend
+        self._cursor_lines = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+                              for _ in range(2)]
+        self.loss_plot.addItem(self._cursor_lines[0], ignoreBounds=True)
+        self.grad_plot.addItem(self._cursor_lines[1], ignoreBounds=True)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.view3d)
+        top.addWidget(self.contour)
+        top.setSizes([500, 500])
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.loss_plot)
+        bottom.addWidget(self.grad_plot)
+        right_split = QSplitter(Qt.Orientation.Vertical)
+        right_split.addWidget(top)
+        right_split.addWidget(bottom)
+        right_split.setSizes([600, 260])
+        right = QWidget()
+        rcol = QVBoxLayout(right)
+        rcol.setContentsMargins(0, 0, 0, 0)
+        rcol.addLayout(bar)
+        rcol.addWidget(right_split, 1)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([400, 1000])
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+
+        for key, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Right, self.step),
+                          (Qt.Key.Key_Home, self.reset)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        self.lr_label.setText(f"{self.settings.lr:.3g}")  # the slider only approximates it
+        self._show_start()
+
+    # -- public API --------------------------------------------------------------------
+    def set_start(self, x: float, y: float) -> None:
+        """Start every optimizer at (x, y) and race again."""
+        self.settings = replace(self.settings, start=(float(x), float(y)))
+        for spin, value in ((self.start_x, x), (self.start_y, y)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._show_start()
+        self.run(autoplay=True)
+
+    def run(self, autoplay: bool = False) -> None:
+        """Compute the race for the current settings on the worker."""
+        surface = self.surface_panel.settings
+        s = self.settings
+        methods = tuple(m for m in optimizers.METHODS if m in s.methods)
+        if not methods:
+            self._clear_race()
+            return
+        request = optimizers.RaceRequest(
+            text=surface.text, params=tuple(sorted(surface.params.items())), methods=methods,
+            starts=(tuple(s.start),), steps=int(s.steps), lr=float(s.lr),
+            constants=tuple((m, tuple(sorted(c.items()))) for m, c in sorted(s.constants.items())),
+            clip=s.clip, l2=float(s.l2), schedule=s.schedule, noise=float(s.noise), seed=int(s.seed),
+        )
+        self._autoplay = autoplay or self._timer.isActive()
+        self.runner.submit(request)
+
+    def toggle_play(self) -> None:
+        if self._timer.isActive():
+            self.pause()
+        else:
+            self.play()
+
+    def play(self) -> None:
+        if not self.trajectories:
+            return
+        if self.frame >= self._last_frame():
+            self.frame = 0
+        self._timer.start()
+        self.play_button.setText("Pause")
+
+    def pause(self) -> None:
+        self._timer.stop()
+        self.play_button.setText("Play")
+
+    def step(self) -> None:
+        self.pause()
+        self.show_frame(min(self.frame + 1, self._last_frame()))
+
+    def reset(self) -> None:
+        self.pause()
+        self.show_frame(0)
+
+    def refresh(self) -> None:
+        self.run()
+
+    def export(self, path, view: str = "auto"):
+        """Write the race: .png (3-D, contour or both), .svg (contour), .csv (trajectories)."""
+        from app import export
+
+        return export.export_descent_panel(self, path, view)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.runner.shutdown()
+
+    # -- handlers ----------------------------------------------------------------------
+    def _on_surface(self, result) -> None:
+        grid = result.grid
+        self.function_label.setText(f"f(x, y) = {result.expression.text}\n(change it in the Loss surface tab)")
+        if not grid.finite:
+            self.contour.clear_plot()
+            return
+        levels = self.surface_panel.frame_levels or result.levels
+        self.contour.set_field(grid.x, grid.y, grid.z, levels)
+        self.contour.set_level_curves(result.curves, levels)
+        self.contour.set_arrows(None)
+        self.view3d.setSurface(grid.x, grid.y, grid.z, levels, levels)
+        self.view3d.setWireframe(False)
+        key = (result.request.text, result.request.params, result.request.x_range, result.request.y_range)
+        if key != getattr(self, "_surface_key", None):
+            self._surface_key = key
+            self._rerun.start()
+
+    def _on_methods(self) -> None:
+        methods = tuple(m for m, c in self.method_checks.items() if c.isChecked())
+        self.settings = replace(self.settings, methods=methods)
+        self._rerun.start()
+
+    def _on_lr(self, value: int, run: bool = True) -> None:
+        lr = _slider_to_lr(value)
+        self.lr_label.setText(f"{lr:.3g}")
+        self.settings = replace(self.settings, lr=lr)
+        if run:
+            self._rerun.start()
+
+    def _on_steps(self, value: int) -> None:
+        self.settings = replace(self.settings, steps=int(value))
+        self._rerun.start()
+
+    def _on_start_typed(self) -> None:
+        self.set_start(self.start_x.value(), self.start_y.value())
+
+    def _on_constants(self) -> None:
+        constants: dict[str, dict[str, float]] = {}
+        for (method, name), spin in self.constant_spins.items():
+            constants.setdefault(method, {})[name] = spin.value()
+        # AdamW shares Adam's moment constants.
+        constants["adamw"] = {k: v for k, v in constants.get("adam", {}).items()}
+        constants["nesterov"] = dict(constants.get("momentum", {}))
+        self.settings = replace(self.settings, constants=constants)
+        self._rerun.start()
+
+    def _on_extras(self, *_args) -> None:
+        self.settings = replace(
+            self.settings, clip=self.clip_spin.value() if self.clip_check.isChecked() else None,
+            l2=self.l2_spin.value(), schedule=self.schedule_box.currentText(), noise=self.noise_spin.value())
+        self._rerun.start()
+
+    # -- results -----------------------------------------------------------------------
+    def _on_race(self, job: JobResult) -> None:
+        self.trajectories = list(job.value)
+        self._fill_table()
+        self._fill_plots()
+        self.raceComputed.emit(self.trajectories)
+        self.show_frame(0)
+        messages = ", ".join(f"{LABELS[t.method]}: {t.message}" for t in self.trajectories)
+        self.status.emit(messages)
+        if getattr(self, "_autoplay", False):
+            self.play()
+
+    def _on_race_failed(self, failure: JobFailure) -> None:
+        self.pause()
+        self.status.emit(f"The race could not run: {failure.message}")
+
+    def _clear_race(self) -> None:
+        self.trajectories = []
+        self.pause()
+        self._fill_table()
+        self._fill_plots()
+        self.show_frame(0)
+
+    def _last_frame(self) -> int:
+        return max((len(t.points) - 1 for t in self.trajectories), default=0)
+
+    def _tick(self) -> None:
+        # Each tick shows the state a fixed number of steps further on: if painting is slow,
+        # frames are skipped, never queued.
+        target = min(self.frame + max(1, self.settings.speed), self._last_frame())
+        self.show_frame(target)
+        if target >= self._last_frame():
+            self.pause()
+
+    def show_frame(self, frame: int) -> None:
+        """Draw every optimizer at step ``frame`` (clamped to its own last step)."""
+        self.frame = int(frame)
+        balls3d, colors3d, paths3d = [], [], []
+        drawn = set()
+        for t in self.trajectories:
+            k = min(self.frame, len(t.points) - 1)
+            pts = t.points[: k + 1]
+            self._trail_items[t.method].setData(pts[:, 0], pts[:, 1])
+            self._ball_items[t.method].setData([pts[-1, 0]], [pts[-1, 1]])
+            zs = t.values[: k + 1]
+            paths3d.append((np.column_stack([pts, zs]), COLORS[t.method]))
+            balls3d.append((pts[-1, 0], pts[-1, 1], zs[-1]))
+            colors3d.append(COLORS[t.method])
+            drawn.add(t.method)
+        for method in optimizers.METHODS:
+            if method not in drawn:
+                self._trail_items[method].setData([], [])
+                self._ball_items[method].setData([], [])
+        self.view3d.setPaths(paths3d)
+        self.view3d.setBalls(np.array(balls3d, dtype=float).reshape(-1, 3), colors3d)
+        for line in self._cursor_lines:
+            line.setValue(self.frame)
+        self.frame_label.setText(f"step {self.frame} / {self._last_frame()}")
+        self.frameShown.emit(self.frame)
+
+    def _show_start(self) -> None:
+        self.start_marker.setData([self.settings.start[0]], [self.settings.start[1]])
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.trajectories))
+        for row, t in enumerate(self.trajectories):
+            final = t.values[-1] if len(t.values) else float("nan")
+            items = [LABELS[t.method], f"{final:.6g}" if np.isfinite(final) else "undefined",
+                     str(len(t.points) - 1), t.message]
+            for col, text in enumerate(items):
+                item = QTableWidgetItem(text)
+                if col == 0:
+                    item.setForeground(QColor(COLORS[t.method]))
+                self.table.setItem(row, col, item)
+
+    def _fill_plots(self) -> None:
+        floor = min((float(np.nanmin(t.values)) for t in self.trajectories if len(t.values)), default=0.0)
+        self._legend.clear()
+        drawn = set()
+        for t in self.trajectories:
+            steps = np.arange(len(t.values))
+            loss = np.maximum(t.values - floor, 0.0) + 1e-12
+            self._loss_curves[t.method].setData(steps, loss)
+            self._grad_curves[t.method].setData(steps, np.maximum(t.grad_norms, 1e-16))
+            self._loss_curves[t.method].show()
+            self._grad_curves[t.method].show()
+            self._legend.addItem(self._loss_curves[t.method], LABELS[t.method])
+            drawn.add(t.method)
+        for method in optimizers.METHODS:
+            if method not in drawn:
+                self._loss_curves[method].setData([], [])
+                self._grad_curves[method].setData([], [])
+                self._loss_curves[method].hide()
+                self._grad_curves[method].hide()

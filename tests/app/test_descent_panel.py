@@ -1,0 +1,94 @@
+"""The descent lab: clicking sets the start, play advances, pause holds, exports are valid."""
+
+import csv
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from app.panels.descent import DescentPanel, DescentSettings, _lr_to_slider
+from app.panels.surface import SurfacePanel, SurfaceSettings
+
+
+@pytest.fixture
+def panels(qtbot):
+    surface = SurfacePanel(settings=SurfaceSettings(text="x**2 + 3*y**2", preset=None, resolution=64))
+    descent = DescentPanel(surface, settings=DescentSettings(methods=("sgd", "momentum", "adam"),
+                                                             lr=0.05, steps=200))
+    for w in (surface, descent):
+        qtbot.addWidget(w)
+        w.resize(1200, 800)
+    descent.show()
+    qtbot.waitUntil(lambda: surface.result is not None, timeout=20000)
+    qtbot.waitUntil(lambda: bool(descent.trajectories), timeout=20000)  # the first race is in
+    qtbot.wait(50)
+    yield surface, descent
+    descent.shutdown()
+    surface.shutdown()
+
+
+def test_clicking_the_map_sets_the_start_point(panels, qtbot):
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.contour.clicked.emit(1.0, -0.5)
+    assert descent.settings.start == (1.0, -0.5)
+    assert (descent.start_x.value(), descent.start_y.value()) == (1.0, -0.5)
+    assert {t.method for t in descent.trajectories} == {"sgd", "momentum", "adam"}
+    for t in descent.trajectories:
+        np.testing.assert_allclose(t.points[0], (1.0, -0.5))
+        assert np.all(np.isfinite(t.points))
+    # SGD on x^2 + 3y^2 with eps = 0.05: the first step is (1, -0.5) - 0.05 * (2, -3).
+    sgd = next(t for t in descent.trajectories if t.method == "sgd")
+    np.testing.assert_allclose(sgd.points[1], (0.9, -0.35))
+
+
+def test_play_advances_and_pause_holds(panels, qtbot):
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.5, 1.0)
+    descent.reset()
+    assert descent.frame == 0
+    descent.play()
+    qtbot.waitUntil(lambda: descent.frame > 5, timeout=5000)
+    descent.pause()
+    held = descent.frame
+    qtbot.wait(200)
+    assert descent.frame == held
+    # The drawn ball of each optimizer sits on its trajectory at that step.
+    for t in descent.trajectories:
+        xs, ys = descent._ball_items[t.method].getData()
+        k = min(held, len(t.points) - 1)
+        np.testing.assert_allclose((xs[0], ys[0]), t.points[k])
+    descent.step()
+    assert descent.frame == held + 1
+
+
+def test_huge_learning_rate_diverges_with_a_clear_status(panels, qtbot):
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.lr_slider.setValue(1000)  # eps = 10**0.5
+    sgd = next(t for t in descent.trajectories if t.method == "sgd")
+    assert sgd.status == "diverged" and sgd.diverged_at is not None
+    assert "diverged at step" in sgd.message
+    row = [descent.table.item(r, 0).text() for r in range(descent.table.rowCount())].index("SGD")
+    assert "diverged at step" in descent.table.item(row, 3).text()
+    for t in descent.trajectories:
+        assert np.all(np.isfinite(t.points)) and np.all(np.isfinite(t.values))
+
+
+def test_export_png_svg_csv(panels, qtbot, tmp_path):
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.0, 1.0)
+    png = descent.export(tmp_path / "race.png")
+    assert not QImage(str(png)).isNull()
+    assert descent.export(tmp_path / "race.svg").read_text().lstrip().startswith("<?xml")
+    rows = list(csv.DictReader(descent.export(tmp_path / "race.csv").read_text().splitlines()))
+    assert {r["method"] for r in rows} == {"sgd", "momentum", "adam"}
+    assert sum(1 for r in rows if r["method"] == "sgd") == len(
+        next(t for t in descent.trajectories if t.method == "sgd").points)
+
+
+def test_learning_rate_slider_is_logarithmic():
+    assert _lr_to_slider(10 ** -4) == 0
+    assert _lr_to_slider(10 ** 0.5) == 1000
