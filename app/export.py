@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers the exporters)
-from PySide6.QtCore import QBuffer, QIODevice, QRect, QRectF
+from PySide6.QtCore import QBuffer, QCoreApplication, QIODevice, QRect, QRectF
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
@@ -21,6 +22,7 @@ from engine import surfaces
 RASTER = {".png"}
 VECTOR = {".svg"}
 TABLE = {".csv"}
+ANIMATION = {".gif", ".mp4"}
 
 
 class ExportError(ValueError):
@@ -172,11 +174,80 @@ def _export_views(panel, path: Path, view: str) -> Path:
     return path
 
 
+def image_array(image: QImage) -> np.ndarray:
+    """(h, w, 3) uint8 RGB pixels of a QImage."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w = rgb.height(), rgb.width()
+    data = np.frombuffer(rgb.constBits(), np.uint8).reshape(h, rgb.bytesPerLine())
+    return data[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 120, fps: int = 15,
+                     progress=None) -> Path:
+    """An animated GIF or an MP4 of a panel's animation, one picture per shown frame.
+
+    ``panel`` offers ``animation_frames()`` (the frame numbers worth showing) and
+    ``show_frame(k)``. Frames are rendered on the GUI thread, as every picture is; the
+    event loop runs between them, and ``progress(fraction)`` returning False cancels.
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATION:
+        raise ExportError(f"an animation is saved as .gif or .mp4, not '{suffix}'")
+    frames_wanted = list(panel.animation_frames())
+    if len(frames_wanted) > max_frames:
+        pick = np.unique(np.linspace(0, len(frames_wanted) - 1, max_frames).round().astype(int))
+        frames_wanted = [frames_wanted[i] for i in pick]
+    has_gl = not getattr(panel.view3d, "is_notice", False)
+    if view == "auto":
+        view = "both" if has_gl else "contour"
+    saved = panel.frame
+    pictures = []
+    try:
+        for i, k in enumerate(frames_wanted):
+            panel.show_frame(int(k))
+            QCoreApplication.processEvents()
+            if view == "contour":
+                image = scene_image(panel.contour)
+            elif view in ("surface", "3d"):
+                image = gl_image(panel.view3d)
+            else:
+                image = side_by_side([gl_image(panel.view3d), scene_image(panel.contour)])
+            pictures.append(image_array(image))
+            if progress is not None and progress((i + 1) / len(frames_wanted)) is False:
+                raise ExportError("export cancelled")
+    finally:
+        panel.show_frame(saved)
+    # Video codecs want sizes in multiples of 16: pad with white rather than let ffmpeg scale.
+    h = max(p.shape[0] for p in pictures)
+    w = max(p.shape[1] for p in pictures)
+    H, W = -(-h // 16) * 16, -(-w // 16) * 16
+    frames = np.full((len(pictures), H, W, 3), 255, np.uint8)
+    for frame, picture in zip(frames, pictures):
+        frame[: picture.shape[0], : picture.shape[1]] = picture
+    tmp = path.with_name(f".{path.stem}.partial{suffix}")
+    try:
+        if suffix == ".gif":
+            iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 / fps), loop=0)
+        else:
+            iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264",
+                        macro_block_size=16, quality=7)
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"could not write {path}: {error.strerror or error}") from error
+    return path
+
+
 def export_descent_panel(panel, path: Path, view: str = "auto") -> Path:
-    """Export the race: .csv of the trajectories, or the views as .png/.svg."""
+    """Export the race: .csv of the trajectories, .gif/.mp4 of the race, or .png/.svg."""
     path = Path(path)
     if not panel.trajectories:
         raise ExportError("nothing to export yet: no race has been run")
+    if path.suffix.lower() in ANIMATION:
+        return export_animation(panel, path, view)
     if path.suffix.lower() in TABLE:
         text = io.StringIO()
         text.write("method,step,x,y,f,grad_norm,status\n")

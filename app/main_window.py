@@ -21,7 +21,9 @@ EXPORT_FILTERS = {
     "PNG image, 3-D view only (*.png)": ("surface", ".png"),
     "PNG image, contour map only (*.png)": ("contour", ".png"),
     "SVG drawing, contour map (*.svg)": ("contour", ".svg"),
-    "CSV table of the grid (*.csv)": ("auto", ".csv"),
+    "CSV table (*.csv)": ("auto", ".csv"),
+    "Animated GIF of the race (*.gif)": ("auto", ".gif"),
+    "MP4 video of the race (*.mp4)": ("auto", ".mp4"),
 }
 
 

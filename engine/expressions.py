@@ -440,6 +440,21 @@ class Expression:
                 parts = self._central_gradient(x, y, values)
             return tuple(_finish(part, shape, dtype, (x, y)) for part in parts)
 
+    def gradient_kernel(self, **params):
+        """A fast ``(x, y) -> (fx, fy)`` for an optimizer's inner loop.
+
+        For many calls on float64 arrays of one shape: no argument checks and no
+        broadcasting of constant derivatives (they come back as Python floats). The caller
+        holds ``np.errstate``. Exact when :attr:`symbolic`, else :meth:`gradient`.
+        """
+        values = self._values(params)
+        derived = self._derivatives()
+        if not derived.symbolic:
+            return lambda x, y: self.gradient(x, y, **values)
+        fx, fy = derived.closures[:2]
+        return lambda x, y: (fx(x, y, values) if callable(fx) else fx,
+                             fy(x, y, values) if callable(fy) else fy)
+
     def hessian(self, x, y, **params):
         """The Hessian [[fxx, fxy], [fxy, fyy]] at (x, y).
 

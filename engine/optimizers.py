@@ -232,21 +232,9 @@ def _lr_by_method(lr, methods: Sequence[str]) -> dict[str, float]:
 # -- gradient and value functions ---------------------------------------------------------------
 
 def _gradient_function(expression: Expression, values: dict[str, float]):
-    """(x, y) -> (fx, fy) on float64 arrays, without the public API's per-call checks.
-
-    Uses the exact compiled derivative closures when the expression has them (about half the
-    cost of :meth:`Expression.gradient` on the tiny arrays of a race, called once per step),
-    else the public method (central differences). Callers hold ``np.errstate``.
-    """
-    closures = ()
-    if expression.symbolic:
-        derived = getattr(expression, "_derivatives", None)
-        closures = tuple(getattr(derived(), "closures", ())[:2]) if derived else ()
-    if len(closures) == 2:
-        fx, fy = closures
-        return lambda x, y: (fx(x, y, values) if callable(fx) else fx,
-                             fy(x, y, values) if callable(fy) else fy)
-    return lambda x, y: expression.gradient(x, y, **values)
+    """(x, y) -> (fx, fy) on float64 arrays: :meth:`Expression.gradient_kernel`, which skips
+    the public method's per-call checks (about half the cost on a race's tiny arrays)."""
+    return expression.gradient_kernel(**values)
 
 
 # -- the shared loop ------------------------------------------------------------------------

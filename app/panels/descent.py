@@ -478,6 +478,10 @@ class DescentPanel(QWidget):
         self._fill_plots()
         self.show_frame(0)
 
+    def animation_frames(self) -> range:
+        """Every step of the race, from the start to the last optimizer's last step."""
+        return range(0, self._last_frame() + 1)
+
     def _last_frame(self) -> int:
         return max((len(t.points) - 1 for t in self.trajectories), default=0)
 

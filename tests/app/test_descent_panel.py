@@ -92,3 +92,25 @@ def test_export_png_svg_csv(panels, qtbot, tmp_path):
 def test_learning_rate_slider_is_logarithmic():
     assert _lr_to_slider(10 ** -4) == 0
     assert _lr_to_slider(10 ** 0.5) == 1000
+
+
+def test_export_gif_and_mp4_of_the_race(panels, qtbot, tmp_path):
+    import imageio.v3 as iio
+
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.steps_spin.setValue(24)  # a short race keeps the test quick
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.2, -0.8)
+    descent.pause()
+    gif = descent.export(tmp_path / "race.gif")
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] > 1 and frames.ndim == 4
+    assert not np.array_equal(frames[0], frames[-1])  # the balls moved
+    mp4 = descent.export(tmp_path / "race.mp4")
+    assert mp4.read_bytes()[4:8] == b"ftyp"  # an MP4 container
+    import imageio_ffmpeg
+
+    n_frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(mp4))
+    assert n_frames > 1 and seconds > 0
+    assert not list(tmp_path.glob(".*partial*"))  # no half-written file left behind

@@ -539,3 +539,16 @@ def test_generated_expressions_evaluate_and_differentiate(text):
     assert fx.shape == fy.shape == (3, 4) and fx.dtype == np.float32
     assert f.hessian(x, y).shape == (3, 4, 2, 2)
     assert set(f.formulas) == {"f", "fx", "fy", "fxx", "fxy", "fyy"}
+
+
+def test_gradient_kernel_matches_gradient():
+    f = parse("a*x**2*y + sin(y) + 3*x", infer_parameters=True)
+    kernel = f.gradient_kernel(a=2.0)
+    x, y = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    with np.errstate(all="ignore"):
+        fx, fy = kernel(x, y)
+    gx, gy = f.gradient(x, y, a=2.0)
+    np.testing.assert_allclose(fx, gx)
+    np.testing.assert_allclose(fy, gy)
+    const = parse("3*x + y").gradient_kernel()
+    assert const(x, y) == (3, 1)
