@@ -68,28 +68,74 @@ def build_parser() -> argparse.ArgumentParser:
     what = export.add_subparsers(dest="figure", required=True)
     surf = what.add_parser("surface", help="a loss surface: 3-D view and contour map",
                            description="Export a surface: .png (3-D + contour, or --view), .svg (contour), .csv (grid).")
-    source = surf.add_mutually_exclusive_group(required=True)
-    source.add_argument("--function", "-f", help='f(x, y), e.g. "x**2 - y**2"')
-    source.add_argument("--preset", "-p", help="a preset key (see --list-presets)")
-    source.add_argument("--list-presets", action="store_true", help="list the preset keys and exit")
-    surf.add_argument("--out", "-o", type=Path, help="output file: .png, .svg or .csv")
-    surf.add_argument("--x-range", type=_range, help="LO,HI (default from the preset or -2,2)")
-    surf.add_argument("--y-range", type=_range, help="LO,HI")
-    surf.add_argument("--resolution", type=int, default=None, help="grid points per side (default 128)")
-    surf.add_argument("--levels", type=int, default=None, help="number of level curves")
-    surf.add_argument("--log-levels", action="store_true", help="log-spaced level curves")
-    surf.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
-    surf.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
-                      help="for .png: the 3-D view, the contour map or both (auto: both when OpenGL works)")
-    surf.add_argument("--size", type=_size, default=(1400, 620), help="window size WIDTHxHEIGHT for rendering")
+    _surface_arguments(surf, ".png, .svg or .csv")
     surf.add_argument("--no-arrows", action="store_true", help="hide the gradient arrows")
     surf.add_argument("--no-critical", action="store_true", help="do not search for critical points")
     surf.add_argument("--no-fill", action="store_true", help="level curves without the filled heatmap")
     surf.add_argument("--no-wireframe", action="store_true", help="3-D surface without grid lines")
+    race = what.add_parser("descent", help="optimizers racing down a surface",
+                           description="Export a race: .gif or .mp4 (animated), .png (3-D + contour), "
+                                       ".svg (contour), .csv (trajectories).")
+    _surface_arguments(race, ".gif, .mp4, .png, .svg or .csv")
+    race.add_argument("--optimizers", type=_methods, default=("sgd", "momentum", "adam"),
+                      help="comma-separated: " + ", ".join(_METHOD_NAMES) + " (default sgd,momentum,adam)")
+    race.add_argument("--start", type=_point, default=(1.5, 1.0), help="X,Y start point (default 1.5,1; write --start=-0.5,2 when X is negative)")
+    race.add_argument("--lr", type=_positive, default=0.05, help="learning rate (default 0.05)")
+    race.add_argument("--steps", type=int, default=300, help="steps per optimizer (default 300)")
+    race.add_argument("--fps", type=int, default=15, help="frames per second of a .gif/.mp4")
     return parser
 
 
-def _export_surface(args) -> int:
+_METHOD_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in _METHOD_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown optimizer {unknown[0] if unknown else text!r}; "
+                                         f"choose from {', '.join(_METHOD_NAMES)}")
+    return names
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'X,Y', got {text!r}") from None
+    return x, y
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _surface_arguments(parser: argparse.ArgumentParser, outputs: str) -> None:
+    """The options every figure of a surface shares: the function and its window."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--function", "-f", help='f(x, y), e.g. "x**2 - y**2"')
+    source.add_argument("--preset", "-p", help="a preset key (see --list-presets)")
+    source.add_argument("--list-presets", action="store_true", help="list the preset keys and exit")
+    parser.add_argument("--out", "-o", type=Path, help=f"output file: {outputs}")
+    parser.add_argument("--x-range", type=_range, help="LO,HI (default from the preset or -2,2)")
+    parser.add_argument("--y-range", type=_range, help="LO,HI")
+    parser.add_argument("--resolution", type=int, default=None, help="grid points per side (default 128)")
+    parser.add_argument("--levels", type=int, default=None, help="number of level curves")
+    parser.add_argument("--log-levels", action="store_true", help="log-spaced level curves")
+    parser.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
+                        help="the 3-D view, the contour map or both (auto: both when OpenGL works)")
+    parser.add_argument("--size", type=_size, default=(1400, 620), help="window size WIDTHxHEIGHT for rendering")
+
+
+def _surface_settings(args, command: str, outputs: tuple[str, ...]):
+    """Settings for the surface behind a figure, or an exit status when the input is bad."""
     from engine import surfaces
     from engine.expressions import ExpressionError
 
@@ -98,10 +144,10 @@ def _export_surface(args) -> int:
             print(f"{p.key:18s} {p.text}")
         return 0
     if args.out is None:
-        print("mlcalc export surface: --out FILE is required", file=sys.stderr)
+        print(f"mlcalc export {command}: --out FILE is required", file=sys.stderr)
         return 2
-    if args.out.suffix.lower() not in (".png", ".svg", ".csv"):
-        print(f"mlcalc: unsupported output type '{args.out.suffix}': use .png, .svg or .csv", file=sys.stderr)
+    if args.out.suffix.lower() not in outputs:
+        print(f"mlcalc: unsupported output type '{args.out.suffix}': use {', '.join(outputs)}", file=sys.stderr)
         return 2
     from app.panels.surface import DEFAULT_RESOLUTION, SurfaceSettings
 
@@ -132,26 +178,64 @@ def _export_surface(args) -> int:
     settings.n_levels = args.levels or settings.n_levels
     if args.log_levels:
         settings.level_spacing = "log"
+    if not 8 <= settings.resolution <= 1024:
+        print("mlcalc: --resolution must be between 8 and 1024", file=sys.stderr)
+        return 2
+    return settings
+
+
+def _prepare_display(args) -> int | None:
+    """Without a display, render 2-D views offscreen; a 3-D view then needs xvfb-run."""
+    if _has_display():
+        return None
+    if args.out.suffix.lower() != ".svg" and args.out.suffix.lower() != ".csv" and args.view in ("surface", "both"):
+        print("mlcalc: the 3-D view needs OpenGL and a display; run under xvfb-run "
+              "or use --view contour", file=sys.stderr)
+        return 2
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if args.out.suffix.lower() in (".png", ".gif", ".mp4") and args.view == "auto":
+        print("mlcalc: no display, so the contour map only (the 3-D view needs OpenGL: "
+              "run under xvfb-run for both)", file=sys.stderr)
+    return None
+
+
+def _export_surface(args) -> int:
+    settings = _surface_settings(args, "surface", (".png", ".svg", ".csv"))
+    if isinstance(settings, int):
+        return settings
     settings.arrows = not args.no_arrows
     settings.critical_points = not args.no_critical
     settings.filled = not args.no_fill
     settings.wireframe = not args.no_wireframe
-    if not 8 <= settings.resolution <= 1024:
-        print("mlcalc: --resolution must be between 8 and 1024", file=sys.stderr)
-        return 2
-
-    if not _has_display():
-        if args.out.suffix.lower() == ".png" and args.view in ("surface", "both"):
-            print("mlcalc: the 3-D view needs OpenGL and a display; run under xvfb-run "
-                  "or use --view contour", file=sys.stderr)
-            return 2
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        if args.out.suffix.lower() == ".png" and args.view == "auto":
-            print("mlcalc: no display, so the contour map only (the 3-D view needs OpenGL: "
-                  "run under xvfb-run for both)", file=sys.stderr)
+    status = _prepare_display(args)
+    if status is not None:
+        return status
     from app.headless import render_surface
 
     return render_surface(settings, args.out, args.view, args.size)
+
+
+def _export_descent(args) -> int:
+    settings = _surface_settings(args, "descent", (".gif", ".mp4", ".png", ".svg", ".csv"))
+    if isinstance(settings, int):
+        return settings
+    if not 1 <= args.steps <= 100_000:
+        print("mlcalc: --steps must be between 1 and 100000", file=sys.stderr)
+        return 2
+    if not 1 <= args.fps <= 60:
+        print("mlcalc: --fps must be between 1 and 60", file=sys.stderr)
+        return 2
+    settings.arrows = False
+    settings.critical_points = False
+    status = _prepare_display(args)
+    if status is not None:
+        return status
+    from app.headless import render_descent
+    from app.panels.descent import DescentSettings
+
+    race = DescentSettings(methods=tuple(args.optimizers), start=tuple(args.start), lr=args.lr,
+                           steps=args.steps)
+    return render_descent(settings, race, args.out, args.view, args.size, args.fps)
 
 
 def run_gui() -> int:
@@ -192,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlcalc {__version__}")
         return 0
     if args.command == "export":
-        return _export_surface(args)
+        return _export_descent(args) if args.figure == "descent" else _export_surface(args)
     return run_gui()
 
 

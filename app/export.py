@@ -253,7 +253,7 @@ def export_descent_panel(panel, path: Path, view: str = "auto") -> Path:
         text.write("method,step,x,y,f,grad_norm,status\n")
         for t in panel.trajectories:
             for k, ((x, y), f, g) in enumerate(zip(t.points, t.values, t.grad_norms)):
-                text.write(f"{t.method},{k},{x!r},{y!r},{f!r},{g!r},{t.status}\n")
+                text.write(f"{t.method},{k},{float(x)!r},{float(y)!r},{float(f)!r},{float(g)!r},{t.status}\n")
         _write_atomic(path, text.getvalue().encode())
         return path
     return _export_views(panel, path, view)

@@ -68,3 +68,54 @@ def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int
         panel.shutdown()
         jobs.shutdown_all()
         lifecycle.dispose(panel)
+
+
+def render_descent(surface_settings, race_settings, out: Path, view: str, size: tuple[int, int],
+                   fps: int = 15) -> int:
+    """Build the surface and descent panels off screen, run the race and export it."""
+    from app import export
+    from app.panels.descent import DescentPanel
+    from app.panels.surface import SurfacePanel
+
+    style.configure_pyqtgraph()
+    qInstallMessageHandler(_quiet_platform_chatter)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    lifecycle.install_collector(app)
+    surface = SurfacePanel(settings=surface_settings)
+    panel = DescentPanel(surface, settings=race_settings)
+    errors: list[str] = []
+    for runner in (surface.surface_runner, panel.runner):
+        runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        if not _wait([surface.surfaceDrawn, surface.surface_runner.failed], TIMEOUT_MS) or errors:
+            print(f"mlcalc: {errors[0] if errors else 'timed out computing the surface'}", file=sys.stderr)
+            return 2 if errors else 1
+        panel.run()
+        if not _wait([panel.raceComputed, panel.runner.failed], TIMEOUT_MS) or errors:
+            print(f"mlcalc: {errors[0] if errors else 'timed out computing the race'}", file=sys.stderr)
+            return 2 if errors else 1
+        panel.pause()
+        panel.show_frame(panel._last_frame())
+        for _ in range(5):
+            app.processEvents()
+        try:
+            if out.suffix.lower() in export.ANIMATION:
+                written = export.export_animation(panel, out, view, fps=fps)
+            else:
+                written = panel.export(out, view=view)
+        except ExportError as error:
+            print(f"mlcalc: {error}", file=sys.stderr)
+            return 2
+        for t in panel.trajectories:
+            print(f"{t.method}: {t.message}")
+        print(f"wrote {written}")
+        return 0
+    finally:
+        panel.shutdown()
+        surface.shutdown()
+        jobs.shutdown_all()
+        lifecycle.dispose(panel)
+        lifecycle.dispose(surface)

@@ -42,7 +42,7 @@ class MainWindow(QMainWindow):
         self.panels = [self.surface, self.descent]
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
-            panel.status.connect(lambda text: self.statusBar().showMessage(text))
+            panel.status.connect(self.statusBar().showMessage)
         self._build_menus()
         self.statusBar().showMessage("Ready")
 

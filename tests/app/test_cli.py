@@ -81,3 +81,28 @@ def test_gui_without_a_display_says_how_to_run_it():
     result = run(env=no_display_env(), timeout=60)
     assert result.returncode == 2
     assert "xvfb-run" in result.stderr and "no display" in result.stderr
+
+
+def test_export_descent_gif_and_csv(tmp_path):
+    import imageio.v3 as iio
+
+    gif = tmp_path / "race.gif"
+    result = run("export", "descent", "--function", "x**2 + 3*y**2", "--optimizers", "sgd,adam",
+                 "--start", "1.5,1", "--steps", "30", "--out", str(gif))
+    assert result.returncode == 0, result.stderr
+    assert "sgd:" in result.stdout and "adam:" in result.stdout
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] > 1
+    table = tmp_path / "race.csv"
+    result = run("export", "descent", "--preset", "saddle", "--optimizers", "sgd", "--start=1,0.001",
+                 "--lr", "0.1", "--steps", "5", "--out", str(table), env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    # SGD on x^2 - y^2 with eps = 0.1: x shrinks by 0.8 and y grows by 1.2 each step.
+    assert float(rows[1]["x"]) == pytest.approx(0.8) and float(rows[1]["y"]) == pytest.approx(0.0012)
+
+
+def test_export_descent_refuses_an_unknown_optimizer(tmp_path):
+    result = run("export", "descent", "--function", "x**2", "--optimizers", "sgd,bogus",
+                 "--out", str(tmp_path / "x.gif"), env=no_display_env())
+    assert result.returncode == 2 and "unknown optimizer 'bogus'" in result.stderr

@@ -180,6 +180,7 @@ def test_offscreen_shows_the_no_opengl_notice(tmp_path):
         "print('NOTICE' if getattr(v, 'is_notice', False) and v.isVisible() else 'NO-NOTICE')\n"
         "print('DRAWN' if w.surface.result is not None else 'NOT-DRAWN')\n"
         "w.close()\n"
+        "from app import lifecycle; lifecycle.dispose(w)  # as the mlcalc entry point does\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
