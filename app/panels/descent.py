@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSlider,
@@ -217,6 +218,35 @@ class DescentPanel(QWidget):
         xlay.addRow("gradient noise σ", self.noise_spin)
         column.addWidget(xbox)
 
+        bbox = QGroupBox("Basins of attraction")
+        blay = QGridLayout(bbox)
+        self.basin_method = QComboBox()
+        for method in optimizers.METHODS:
+            self.basin_method.addItem(LABELS[method], method)
+        self.basin_method.setToolTip("Run this optimizer from every point of a grid and colour each start "
+                                     "by the minimum it reaches (same ε, steps and extras)")
+        self.basin_size = QComboBox()
+        for n in (64, 128, 256):
+            self.basin_size.addItem(f"{n} × {n}", n)
+        self.basin_size.setCurrentIndex(1)
+        self.basin_button = QPushButton("Compute basin map")
+        self.basin_button.clicked.connect(self.toggle_basins)
+        self.basin_show = QCheckBox("show (B)")
+        self.basin_show.setChecked(True)
+        self.basin_show.toggled.connect(lambda on: self.basin_image.setVisible(on and self.basins is not None))
+        self.basin_progress = QProgressBar()
+        self.basin_progress.setRange(0, 100)
+        self.basin_progress.setVisible(False)
+        self.basin_summary = QLabel()
+        self.basin_summary.setWordWrap(True)
+        blay.addWidget(self.basin_method, 0, 0)
+        blay.addWidget(self.basin_size, 0, 1)
+        blay.addWidget(self.basin_button, 1, 0)
+        blay.addWidget(self.basin_show, 1, 1)
+        blay.addWidget(self.basin_progress, 2, 0, 1, 2)
+        blay.addWidget(self.basin_summary, 3, 0, 1, 2)
+        column.addWidget(bbox)
+
         rbox = QGroupBox("Results")
         rlay = QVBoxLayout(rbox)
         self.table = QTableWidget(0, 4)
@@ -274,6 +304,15 @@ class DescentPanel(QWidget):
             self.contour.plot.addItem(ball)
             self._trail_items[method] = trail
             self._ball_items[method] = ball
+        self.basins = None
+        self.basin_image = pg.ImageItem(axisOrder="row-major")
+        self.basin_image.setZValue(-5)  # over the heatmap, under curves and trails
+        self.basin_image.setVisible(False)
+        self.contour.plot.addItem(self.basin_image)
+        self.basin_runner = JobRunner(optimizers.compute_basins, "basins", self)
+        self.basin_runner.finished.connect(self._on_basins)
+        self.basin_runner.failed.connect(self._on_basins_failed)
+        self.basin_runner.progress.connect(lambda _id, f: self.basin_progress.setValue(int(100 * f)))
         self.start_marker = pg.ScatterPlotItem(symbol="star", size=16, brush=pg.mkBrush("w"),
                                                pen=pg.mkPen("k", width=1.2))
         self.start_marker.setZValue(17)
@@ -328,7 +367,7 @@ class DescentPanel(QWidget):
         layout.addWidget(split)
 
         for key, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Right, self.step),
-                          (Qt.Key.Key_Home, self.reset)):
+                          (Qt.Key.Key_Home, self.reset), (Qt.Key.Key_B, self.basin_show.toggle)):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -362,6 +401,64 @@ class DescentPanel(QWidget):
         )
         self._autoplay = autoplay or self._timer.isActive()
         self.runner.submit(request)
+
+    def toggle_basins(self) -> None:
+        """Start the basin map, or cancel the one being computed."""
+        if self.basin_runner.busy:
+            self.basin_runner.cancel()
+            self._basin_done("Basin map cancelled.")
+            return
+        surface = self.surface_panel.settings
+        s = self.settings
+        method = self.basin_method.currentData()
+        request = optimizers.BasinRequest(
+            text=surface.text, params=tuple(sorted(surface.params.items())), method=method,
+            x_range=tuple(surface.x_range), y_range=tuple(surface.y_range),
+            n=int(self.basin_size.currentData()), steps=int(s.steps), lr=float(s.lr),
+            constants=tuple(sorted(s.constants.get(method, {}).items())), clip=s.clip, l2=float(s.l2),
+            schedule=s.schedule, noise=float(s.noise), seed=int(s.seed))
+        self.basin_button.setText("Cancel")
+        self.basin_progress.setValue(0)
+        self.basin_progress.setVisible(True)
+        self.basin_summary.setText(f"Running {LABELS[method]} from {request.n}² starts…")
+        self.basin_runner.submit(request)
+
+    def _basin_done(self, text: str) -> None:
+        self.basin_button.setText("Compute basin map")
+        self.basin_progress.setVisible(False)
+        self.basin_summary.setText(text)
+
+    def _on_basins(self, job: JobResult) -> None:
+        basins = job.value
+        self.basins = basins
+        k = len(basins.minima)
+        colors = [pg.mkColor(c) for c in ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e",
+                                          "#e6ab02", "#a6761d", "#1f78b4")]
+        lut = np.zeros((k + 2, 4), np.uint8)
+        lut[0] = (90, 90, 90, 150)     # diverged or undefined
+        lut[1] = (255, 255, 255, 0)    # still moving after the last step: transparent
+        for i in range(k):
+            c = colors[i % len(colors)]
+            lut[i + 2] = (c.red(), c.green(), c.blue(), 120)
+        image = (basins.labels + 2).astype(np.uint8)
+        x, y = basins.x, basins.y
+        dx = (x[-1] - x[0]) / max(len(x) - 1, 1)
+        dy = (y[-1] - y[0]) / max(len(y) - 1, 1)
+        self.basin_image.setImage(image, levels=(0, k + 1), lut=lut, autoLevels=False)
+        self.basin_image.setRect(x[0] - dx / 2, y[0] - dy / 2, x[-1] - x[0] + dx, y[-1] - y[0] + dy)
+        self.basin_image.setVisible(self.basin_show.isChecked())
+        counts = basins.counts
+        total = basins.labels.size
+        parts = [f"({m[0]:.3g}, {m[1]:.3g}): {100 * c / total:.0f}%"
+                 for m, c in zip(basins.minima, counts)]
+        diverged = int(np.count_nonzero(basins.labels == optimizers.LABEL_DIVERGED))
+        moving = int(np.count_nonzero(basins.labels == optimizers.LABEL_NOT_CONVERGED))
+        self._basin_done(f"{LABELS[basins.method]} reaches {k} point(s): " + "; ".join(parts)
+                         + f". Diverged {100 * diverged / total:.0f}%, still moving {100 * moving / total:.0f}%."
+                         + f" ({job.seconds:.2f} s)")
+
+    def _on_basins_failed(self, failure: JobFailure) -> None:
+        self._basin_done(f"Basin map failed: {failure.message}")
 
     def toggle_play(self) -> None:
         if self._timer.isActive():
@@ -401,6 +498,7 @@ class DescentPanel(QWidget):
     def shutdown(self) -> None:
         self._timer.stop()
         self.runner.shutdown()
+        self.basin_runner.shutdown()
 
     # -- handlers ----------------------------------------------------------------------
     def _on_surface(self, result) -> None:
@@ -418,6 +516,9 @@ class DescentPanel(QWidget):
         key = (result.request.text, result.request.params, result.request.x_range, result.request.y_range)
         if key != getattr(self, "_surface_key", None):
             self._surface_key = key
+            self.basins = None  # a map of another function would mislead
+            self.basin_image.setVisible(False)
+            self.basin_summary.clear()
             self._rerun.start()
 
     def _on_methods(self) -> None:

@@ -114,3 +114,21 @@ def test_export_gif_and_mp4_of_the_race(panels, qtbot, tmp_path):
     n_frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(mp4))
     assert n_frames > 1 and seconds > 0
     assert not list(tmp_path.glob(".*partial*"))  # no half-written file left behind
+
+
+def test_basin_map_colours_the_starts_by_the_minimum_reached(panels, qtbot):
+    surface, descent = panels
+    with qtbot.waitSignal(surface.surfaceDrawn, timeout=20000):
+        surface.set_preset("himmelblau")
+    descent.basin_size.setCurrentIndex(0)  # 64 x 64
+    descent.lr_slider.setValue(_lr_to_slider(0.01))
+    qtbot.wait(200)
+    with qtbot.waitSignal(descent.basin_runner.finished, timeout=60000):
+        descent.toggle_basins()
+    basins = descent.basins
+    assert basins.labels.shape == (64, 64)
+    assert len(basins.minima) == 4
+    assert descent.basin_image.isVisible()
+    assert "reaches 4 point(s)" in descent.basin_summary.text()
+    descent.basin_show.toggle()
+    assert not descent.basin_image.isVisible()
