@@ -60,6 +60,23 @@ def arrow_segments(X, Y, U, V, length: float) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def vector_segments(X, Y, U, V, head: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments drawing arrows from (X, Y) along (U, V) at their true length."""
+    X, Y, U, V = (np.asarray(a, dtype=np.float64).ravel() for a in (X, Y, U, V))
+    keep = np.isfinite(X) & np.isfinite(Y) & np.isfinite(U) & np.isfinite(V) & (np.hypot(U, V) > 0)
+    X, Y, U, V = X[keep], Y[keep], U[keep], V[keep]
+    if X.size == 0:
+        return np.empty(0), np.empty(0)
+    x1, y1 = X + U, Y + V
+    size = head * np.hypot(U, V)
+    angle = np.arctan2(V, U)
+    xs, ys = [np.stack([X, x1], 1).ravel()], [np.stack([Y, y1], 1).ravel()]
+    for turn in (2.6, -2.6):
+        xs.append(np.stack([x1, x1 + size * np.cos(angle + turn)], 1).ravel())
+        ys.append(np.stack([y1, y1 + size * np.sin(angle + turn)], 1).ravel())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 class ContourView(pg.GraphicsLayoutWidget):
     """Contour map of f(x, y) with an optional filled heatmap, gradient arrows and points."""
 

@@ -36,10 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.contour_view import ContourView
+from app.contour_view import ContourView, vector_segments
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
-from engine import optimizers
+from engine import optimizers, surfaces
 
 #: One colour per method (colour-blind-safe set), used in every view and the legend.
 COLORS = {
@@ -84,6 +84,27 @@ def _lr_to_slider(lr: float) -> int:
     return int(round((math.log10(max(lr, 1e-12)) - lo) / (hi - lo) * 1000.0))
 
 
+@dataclass(frozen=True)
+class RaceResult:
+    """The race and, for every point of every path, the gradient of f (for the arrows)."""
+
+    trajectories: list
+    gradients: list  # (k + 1, 2) arrays, one per trajectory
+
+
+def compute_race_with_gradients(request) -> RaceResult:
+    """Run the race, then evaluate grad f along every path (on the worker, vectorised)."""
+    trajectories = optimizers.compute_race(request)
+    expression = surfaces.parse_cached(request.text)
+    params = dict(request.params)
+    gradients = []
+    for t in trajectories:
+        with np.errstate(all="ignore"):
+            fx, fy = expression.gradient(t.points[:, 0], t.points[:, 1], **params)
+        gradients.append(np.column_stack([fx, fy]))
+    return RaceResult(list(trajectories), gradients)
+
+
 class DescentPanel(QWidget):
     """Race optimizers from a clicked start point on the surface panel's function."""
 
@@ -99,7 +120,8 @@ class DescentPanel(QWidget):
         self.trajectories: list = []
         self.frame = 0
         self._drawn_frame = -1
-        self.runner = JobRunner(optimizers.compute_race, "descent", self)
+        self.runner = JobRunner(compute_race_with_gradients, "descent", self)
+        self.gradients: list = []
         self.runner.finished.connect(self._on_race)
         self.runner.failed.connect(self._on_race_failed)
         self._timer = QTimer(self, interval=int(1000 / FPS))
@@ -216,6 +238,12 @@ class DescentPanel(QWidget):
         self.noise_spin.setToolTip("Gaussian noise added to the gradient, like mini-batch SGD (fixed seed)")
         self.noise_spin.valueChanged.connect(self._on_extras)
         xlay.addRow("gradient noise σ", self.noise_spin)
+        self.arrows_check = QCheckBox("Arrows at the balls (A)")
+        self.arrows_check.setToolTip("Dashed: −ε∇f, the step plain gradient descent would take there. "
+                                     "Solid: the step the optimizer actually takes (momentum bends it).")
+        self.arrows_check.setChecked(True)
+        self.arrows_check.toggled.connect(lambda _on: self.show_frame(self.frame))
+        xlay.addRow(self.arrows_check)
         column.addWidget(xbox)
 
         bbox = QGroupBox("Basins of attraction")
@@ -313,6 +341,12 @@ class DescentPanel(QWidget):
         self.basin_runner.finished.connect(self._on_basins)
         self.basin_runner.failed.connect(self._on_basins_failed)
         self.basin_runner.progress.connect(lambda _id, f: self.basin_progress.setValue(int(100 * f)))
+        self.grad_arrows = pg.PlotCurveItem(pen=pg.mkPen("#222", width=1.6, style=Qt.PenStyle.DashLine),
+                                            connect="pairs")
+        self.step_arrows = pg.PlotCurveItem(pen=pg.mkPen("#000", width=2.2), connect="pairs")
+        for item in (self.grad_arrows, self.step_arrows):
+            item.setZValue(18)
+            self.contour.plot.addItem(item)
         self.start_marker = pg.ScatterPlotItem(symbol="star", size=16, brush=pg.mkBrush("w"),
                                                pen=pg.mkPen("k", width=1.2))
         self.start_marker.setZValue(17)
@@ -367,7 +401,8 @@ class DescentPanel(QWidget):
         layout.addWidget(split)
 
         for key, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Right, self.step),
-                          (Qt.Key.Key_Home, self.reset), (Qt.Key.Key_B, self.basin_show.toggle)):
+                          (Qt.Key.Key_Home, self.reset), (Qt.Key.Key_B, self.basin_show.toggle),
+                          (Qt.Key.Key_A, self.arrows_check.toggle)):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -558,7 +593,8 @@ class DescentPanel(QWidget):
 
     # -- results -----------------------------------------------------------------------
     def _on_race(self, job: JobResult) -> None:
-        self.trajectories = list(job.value)
+        self.trajectories = list(job.value.trajectories)
+        self.gradients = list(job.value.gradients)
         self._fill_table()
         self._fill_plots()
         self.raceComputed.emit(self.trajectories)
@@ -574,6 +610,7 @@ class DescentPanel(QWidget):
 
     def _clear_race(self) -> None:
         self.trajectories = []
+        self.gradients = []
         self.pause()
         self._fill_table()
         self._fill_plots()
@@ -613,12 +650,36 @@ class DescentPanel(QWidget):
             if method not in drawn:
                 self._trail_items[method].setData([], [])
                 self._ball_items[method].setData([], [])
+        self._show_arrows()
         self.view3d.setPaths(paths3d)
         self.view3d.setBalls(np.array(balls3d, dtype=float).reshape(-1, 3), colors3d)
         for line in self._cursor_lines:
             line.setValue(self.frame)
         self.frame_label.setText(f"step {self.frame} / {self._last_frame()}")
         self.frameShown.emit(self.frame)
+
+    def _show_arrows(self) -> None:
+        """At each ball: −ε∇f (dashed) and the step actually taken next (solid)."""
+        if not self.arrows_check.isChecked() or not self.trajectories:
+            self.grad_arrows.setData([], [])
+            self.step_arrows.setData([], [])
+            return
+        X, Y, GU, GV, SU, SV = ([] for _ in range(6))
+        for t, g in zip(self.trajectories, self.gradients):
+            k = min(self.frame, len(t.points) - 1)
+            x, y = t.points[k]
+            X.append(x)
+            Y.append(y)
+            GU.append(-t.lr * g[k, 0])
+            GV.append(-t.lr * g[k, 1])
+            if k + 1 < len(t.points):
+                SU.append(t.points[k + 1, 0] - x)
+                SV.append(t.points[k + 1, 1] - y)
+            else:
+                SU.append(np.nan)
+                SV.append(np.nan)
+        self.grad_arrows.setData(*vector_segments(X, Y, GU, GV))
+        self.step_arrows.setData(*vector_segments(X, Y, SU, SV))
 
     def _show_start(self) -> None:
         self.start_marker.setData([self.settings.start[0]], [self.settings.start[1]])

@@ -132,3 +132,27 @@ def test_basin_map_colours_the_starts_by_the_minimum_reached(panels, qtbot):
     assert "reaches 4 point(s)" in descent.basin_summary.text()
     descent.basin_show.toggle()
     assert not descent.basin_image.isVisible()
+
+
+def test_arrows_show_the_gradient_step_and_the_actual_step(panels, qtbot):
+    _, descent = panels
+    for method, check in descent.method_checks.items():
+        check.setChecked(method in ("sgd", "momentum"))
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.0, 1.0)
+    descent.pause()
+    descent.show_frame(3)
+    gx, gy = descent.grad_arrows.getData()
+    sx, sy = descent.step_arrows.getData()
+    # Shafts come first: (start, end) pairs per optimizer, in the order of the trajectories.
+    order = [t.method for t in descent.trajectories]
+    i = order.index("sgd")
+    gd = (gx[2 * i + 1] - gx[2 * i], gy[2 * i + 1] - gy[2 * i])
+    sd = (sx[2 * i + 1] - sx[2 * i], sy[2 * i + 1] - sy[2 * i])
+    np.testing.assert_allclose(sd, gd, rtol=1e-9, atol=1e-12)  # SGD steps exactly along -eps*grad f
+    j = order.index("momentum")
+    gm = (gx[2 * j + 1] - gx[2 * j], gy[2 * j + 1] - gy[2 * j])
+    sm = (sx[2 * j + 1] - sx[2 * j], sy[2 * j + 1] - sy[2 * j])
+    assert not np.allclose(sm, gm)  # momentum's step carries its velocity
+    descent.arrows_check.setChecked(False)
+    assert descent.step_arrows.getData()[0] is None or len(descent.step_arrows.getData()[0]) == 0
