@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 from app.contour_view import ContourView, vector_segments
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
+from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import optimizers, surfaces
 
 #: One colour per method (colour-blind-safe set), used in every view and the legend.
@@ -287,12 +287,6 @@ class DescentPanel(QWidget):
         column.addWidget(rbox)
         column.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(390)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
         # Playback bar.
         self.play_button = QPushButton("Play")
         self.play_button.setToolTip("Play / pause (Space)")
@@ -391,21 +385,11 @@ class DescentPanel(QWidget):
         rcol.addLayout(bar)
         rcol.addWidget(right_split, 1)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([400, 1000])
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(split)
+        controls_beside_views(self, controls, right, 390)
 
-        for key, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Right, self.step),
-                          (Qt.Key.Key_Home, self.reset), (Qt.Key.Key_B, self.basin_show.toggle),
-                          (Qt.Key.Key_A, self.arrows_check.toggle)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        panel_shortcuts(self, [(Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Right, self.step),
+                               (Qt.Key.Key_Home, self.reset), (Qt.Key.Key_B, self.basin_show.toggle),
+                               (Qt.Key.Key_A, self.arrows_check.toggle)])
         self.lr_label.setText(f"{self.settings.lr:.3g}")  # the slider only approximates it
         self._show_start()
 

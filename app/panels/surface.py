@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,12 +21,10 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
-    QScrollArea,
     QSlider,
     QSplitter,
     QTableWidget,
@@ -40,6 +38,7 @@ from app import export
 from app.contour_view import POINT_STYLES, ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
+from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import surfaces
 from engine.expressions import ExpressionError
 
@@ -356,12 +355,6 @@ class SurfacePanel(QWidget):
         column.addWidget(kbox)
         column.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(340)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
         self.view3d = create_surface_view()
         self.view3d.setMinimumSize(300, 260)
         self.contour = ContourView()
@@ -390,23 +383,10 @@ class SurfacePanel(QWidget):
         rcol.addWidget(self.progress)
         rcol.addWidget(views, 1)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([360, 1000])
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(split)
-
-        unpin = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
-        unpin.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        unpin.activated.connect(self.unpin_probe)
-        for key, check in (("W", self.wire_check), ("H", self.fill_check), ("G", self.arrows_check),
-                           ("C", self.critical_check)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(check.toggle)
+        controls_beside_views(self, controls, right, 340)
+        panel_shortcuts(self, [(Qt.Key.Key_Escape, self.unpin_probe),
+                               ("W", self.wire_check.toggle), ("H", self.fill_check.toggle),
+                               ("G", self.arrows_check.toggle), ("C", self.critical_check.toggle)])
 
     def _apply_settings_to_widgets(self) -> None:
         s = self.settings

@@ -232,3 +232,19 @@ def test_click_pins_the_probe_and_escape_lets_go(panel, qtbot):
     with qtbot.waitSignal(panel.probe_runner.finished, timeout=5000):
         panel._on_hover(-1.0, -1.0)
     assert "(-1.0000, -1.0000)" in panel.readout.text()
+
+
+def test_keyboard_shortcuts_toggle_the_views(panel, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    panel.activateWindow()
+    qtbot.waitUntil(lambda: panel.isActiveWindow(), timeout=5000)  # shortcuts need an active window
+    panel.levels_slider.setFocus()
+    before = panel.wire_check.isChecked()
+    QTest.keyClick(panel.levels_slider, Qt.Key.Key_W)
+    assert panel.wire_check.isChecked() != before
+    with qtbot.waitSignal(panel.probe_runner.finished, timeout=5000):
+        panel._on_click(0.5, 0.5)
+    QTest.keyClick(panel.levels_slider, Qt.Key.Key_Escape)
+    assert panel._pinned is None

@@ -1,0 +1,33 @@
+"""The layout every panel shares: a scrolling control column beside its views, and
+keyboard shortcuts that work anywhere inside the panel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QWidget
+
+
+def controls_beside_views(panel: QWidget, controls: QWidget, views: QWidget, controls_width: int) -> None:
+    """Lay ``panel`` out as a scrolling control column on the left and ``views`` filling the rest."""
+    scroll = QScrollArea()
+    scroll.setWidget(controls)
+    scroll.setWidgetResizable(True)
+    scroll.setMinimumWidth(controls_width)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    split = QSplitter(Qt.Orientation.Horizontal)
+    split.addWidget(scroll)
+    split.addWidget(views)
+    split.setStretchFactor(1, 1)
+    split.setSizes([controls_width + 10, 1000])
+    layout = QHBoxLayout(panel)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(split)
+
+
+def panel_shortcuts(panel: QWidget, bindings) -> None:
+    """Keys (a QKeySequence spec or a Qt.Key) that call their slot while the panel has focus."""
+    for key, slot in bindings:
+        shortcut = QShortcut(QKeySequence(key), panel)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(slot)
