@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 
 import numpy as np
@@ -42,9 +43,14 @@ class MainWindow(QMainWindow):
         self.panels = [self.surface, self.descent]
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
-            panel.status.connect(self.statusBar().showMessage)
+            panel.status.connect(functools.partial(self._panel_status, panel))
         self._build_menus()
         self.statusBar().showMessage("Ready")
+
+    def _panel_status(self, panel, text: str) -> None:
+        # A panel working in a hidden tab does not talk over the one being looked at.
+        if panel is self.tabs.currentWidget():
+            self.statusBar().showMessage(text)
 
     def current_panel(self):
         return self.tabs.currentWidget()

@@ -538,6 +538,15 @@ class DescentPanel(QWidget):
             self.basins = None  # a map of another function would mislead
             self.basin_image.setVisible(False)
             self.basin_summary.clear()
+            if self.isVisible():
+                self._rerun.start()
+            else:
+                self._stale = True  # race when the tab is shown, not in the background
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
             self._rerun.start()
 
     def _on_methods(self) -> None:
