@@ -191,6 +191,62 @@ def bench_basins() -> bool:
     return ok
 
 
+def bench_animation() -> bool:
+    """(3) Playback of a 6-optimizer race in the real panel: frames shown per second and the
+    longest gap between them (needs a display; run under xvfb-run)."""
+    import os
+    import time
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        print("(3) skipped: no display (run under xvfb-run for the animation figures)")
+        return True
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app import style
+    from app.panels.descent import FPS, DescentPanel, DescentSettings
+    from app.panels.surface import SurfacePanel, SurfaceSettings
+
+    style.configure_pyqtgraph()
+    app = QApplication.instance() or QApplication([])
+    surface = SurfacePanel(settings=SurfaceSettings(text=HIMMELBLAU, preset=None, x_range=(-5, 5),
+                                                    y_range=(-5, 5)))
+    methods = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+    panel = DescentPanel(surface, settings=DescentSettings(methods=methods, start=(-0.5, 4.5), lr=0.01,
+                                                           steps=400, speed=1))
+    panel.resize(1400, 850)
+    panel.show()
+
+    def spin(ms):
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    while not panel.trajectories:
+        spin(50)
+    stamps = []
+    panel.frameShown.connect(lambda _k: stamps.append(time.perf_counter()))
+    panel.reset()
+    stamps.clear()
+    panel.play()
+    spin(5000)
+    panel.pause()
+    gaps = np.diff(stamps) * 1000
+    fps = len(gaps) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+    ok = fps >= 0.9 * FPS and float(np.percentile(gaps, 95)) <= 2.5 * 1000 / FPS
+    print(f"(3) playback of 6 optimizers in the panel (timer at {FPS} fps, 5 s): {fps:.1f} frames/s, "
+          f"gap median {np.median(gaps):.1f} ms, p95 {np.percentile(gaps, 95):.1f} ms, "
+          f"max {gaps.max():.1f} ms: {'smooth' if ok else 'NOT smooth'}")
+    panel.shutdown()
+    surface.shutdown()
+    from app import lifecycle
+
+    lifecycle.dispose(panel)
+    lifecycle.dispose(surface)
+    return ok
+
+
 if __name__ == "__main__":
     bench_race()
     bench_basins()
+    bench_animation()
