@@ -208,7 +208,7 @@ def bench_animation() -> bool:
     from app.panels.surface import SurfacePanel, SurfaceSettings
 
     style.configure_pyqtgraph()
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept alive while the panels run
     surface = SurfacePanel(settings=SurfaceSettings(text=HIMMELBLAU, preset=None, x_range=(-5, 5),
                                                     y_range=(-5, 5)))
     methods = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
