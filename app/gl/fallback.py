@@ -107,6 +107,9 @@ class NoOpenGLNotice(QtWidgets.QFrame):
     def setPaths(self, paths):
         pass
 
+    def setClickHandler(self, handler):
+        pass
+
     def setBalls(self, points_xyz, colors, size=14.0):
         pass
 

@@ -358,6 +358,57 @@ class _SurfaceViewMixin:
         self._auto_distance = False
         super().wheelEvent(ev)
 
+    # -- picking a point on the surface with a click ---------------------------------
+    def setClickHandler(self, handler):
+        """Call ``handler(x, y)`` with the surface point under a click (a press and release
+        that did not drag the camera); None stops it."""
+        self._click_handler = handler
+
+    def pick(self, px: float, py: float, radius: float = 8.0):
+        """The grid point (x, y) of the drawn surface nearest the camera among those within
+        ``radius`` pixels of widget position (px, py), or None."""
+        full = getattr(self, "_full_surface", None)
+        if full is None:
+            return None
+        x, y, z = self._display_mesh(*full[:3])
+        X, Y = np.meshgrid(np.asarray(x, float), np.asarray(y, float))
+        Z = np.asarray(z, float)
+        (z0, z1) = self._box[2]
+        ok = np.isfinite(Z)
+        if not ok.any():
+            return None
+        points = np.column_stack([X[ok], Y[ok], np.clip(Z[ok], z0, z1)])
+        screen = self.project_to_widget(points)
+        near = np.hypot(screen[:, 0] - px, screen[:, 1] - py) <= radius
+        if not near.any():
+            return None
+        camera = self.cameraPosition()
+        eye = np.array([camera.x(), camera.y(), camera.z()])
+        candidates = points[near]
+        depth = np.linalg.norm(self.mapDataToDisplay(candidates) - eye, axis=1)
+        offset = np.hypot(*(screen[near] - (px, py)).T)
+        # The front layer (what the eye sees there), then the node closest to the click in it.
+        front = depth <= depth.min() + 0.08
+        best = candidates[front][int(np.argmin(offset[front]))]
+        return float(best[0]), float(best[1])
+
+    def mousePressEvent(self, ev):
+        self._press_at = ev.position()
+        super().mousePressEvent(ev)
+
+    def mouseReleaseEvent(self, ev):
+        super().mouseReleaseEvent(ev)
+        start = getattr(self, "_press_at", None)
+        handler = getattr(self, "_click_handler", None)
+        if start is None or handler is None or ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            return
+        end = ev.position()
+        if abs(end.x() - start.x()) + abs(end.y() - start.y()) > 4:
+            return  # a drag turned the camera
+        point = self.pick(end.x(), end.y())
+        if point is not None:
+            handler(*point)
+
     def paintGL(self):
         enabled = gc.isenabled()
         gc.disable()

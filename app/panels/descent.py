@@ -316,6 +316,7 @@ class DescentPanel(QWidget):
         self.contour = ContourView()
         self.contour.setMinimumSize(280, 240)
         self.contour.clicked.connect(self.set_start)
+        self.view3d.setClickHandler(self.set_start)  # a click on the 3-D surface works too
         self._trail_items = {}
         self._ball_items = {}
         for method in optimizers.METHODS:

@@ -535,3 +535,26 @@ def test_heights_beyond_the_box_are_cut_and_bad_markers_dropped(make_view, qtbot
     assert len(view._marker_data) == 2
     pixels = frame(view, qtbot)  # drawn without overflow warnings (filterwarnings = error)
     assert pixels.size
+
+
+def test_clicking_the_surface_picks_the_point_under_the_mouse(qtbot, gl_required):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    view = create_surface_view()
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    x, y = grid(64, -2.0, 2.0)
+    z = x[None, :] ** 2 + y[:, None] ** 2
+    view.setSurface(x, y, z)
+    picked = []
+    view.setClickHandler(lambda px, py: picked.append((px, py)))
+    target = (-1.0, 0.8)  # on the far wall of the bowl, which faces the camera (azimuth -60)
+    sx, sy = view.window_view.project_to_widget([[target[0], target[1], sum(t * t for t in target)]])[0]
+    QTest.mouseClick(view.window_view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     QPoint(int(round(sx)), int(round(sy))))
+    assert picked, "a click on the surface should pick a point"
+    px, py = picked[-1]
+    assert abs(px - target[0]) < 0.15 and abs(py - target[1]) < 0.15
