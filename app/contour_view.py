@@ -48,16 +48,7 @@ def arrow_segments(X, Y, U, V, length: float) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0), np.empty(0)
     scale = length * np.sqrt(norm / norm.max()) / norm
     dx, dy = U * scale, V * scale
-    x0, y0 = X - dx / 2, Y - dy / 2
-    x1, y1 = X + dx / 2, Y + dy / 2
-    head = 0.35 * np.hypot(dx, dy)
-    angle = np.arctan2(dy, dx)
-    segments = [(x0, y0, x1, y1)]
-    for turn in (2.6, -2.6):
-        segments.append((x1, y1, x1 + head * np.cos(angle + turn), y1 + head * np.sin(angle + turn)))
-    xs = np.concatenate([np.stack([a, c], axis=1).ravel() for a, _, c, _ in segments])
-    ys = np.concatenate([np.stack([b, d], axis=1).ravel() for _, b, _, d in segments])
-    return xs, ys
+    return vector_segments(X - dx / 2, Y - dy / 2, dx, dy, head=0.35)
 
 
 def vector_segments(X, Y, U, V, head: float = 0.25) -> tuple[np.ndarray, np.ndarray]:

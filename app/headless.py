@@ -32,14 +32,20 @@ def _quiet_platform_chatter(mode, context, message) -> None:
     sys.stderr.write(message + "\n")
 
 
-def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int:
-    """Build a surface panel off screen, wait for its results and export it."""
-    from app.panels.surface import SurfacePanel
-
+def _application() -> QApplication:
+    """The QApplication for an off-screen render, set up as the window's is."""
     style.configure_pyqtgraph()
     qInstallMessageHandler(_quiet_platform_chatter)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     lifecycle.install_collector(app)
+    return app
+
+
+def render_surface(settings, out: Path, view: str, size: tuple[int, int]) -> int:
+    """Build a surface panel off screen, wait for its results and export it."""
+    from app.panels.surface import SurfacePanel
+
+    app = _application()
     panel = SurfacePanel(settings=settings)
     errors: list[str] = []
     panel.surface_runner.failed.connect(lambda failure: errors.append(failure.message))
@@ -77,10 +83,7 @@ def render_descent(surface_settings, race_settings, out: Path, view: str, size: 
     from app.panels.descent import DescentPanel
     from app.panels.surface import SurfacePanel
 
-    style.configure_pyqtgraph()
-    qInstallMessageHandler(_quiet_platform_chatter)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    lifecycle.install_collector(app)
+    app = _application()
     surface = SurfacePanel(settings=surface_settings)
     panel = DescentPanel(surface, settings=race_settings)
     errors: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 import time
 from fractions import Fraction
 from typing import NamedTuple
@@ -125,6 +126,11 @@ def _safe_pow(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
     return sympy.Pow(base, exponent)
 
 
+#: The four arithmetic operators on sympy values; ** is handled by each caller.
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+               ast.Div: operator.truediv}
+
+
 def _exact_constant(node: ast.expr) -> sympy.Expr | None:
     """An exact sympy value for simple constant arithmetic (pi/2, 1/3), or None."""
     if isinstance(node, ast.Constant):
@@ -145,16 +151,8 @@ def _exact_constant(node: ast.expr) -> sympy.Expr | None:
         left, right = _exact_constant(node.left), _exact_constant(node.right)
         if left is None or right is None:
             return None
-        op = type(node.op)
-        if op is ast.Add:
-            return left + right
-        if op is ast.Sub:
-            return left - right
-        if op is ast.Mult:
-            return left * right
-        if op is ast.Div:
-            return left / right
-        return left ** right
+        combine = _ARITHMETIC.get(type(node.op), operator.pow)
+        return combine(left, right)
     return None
 
 
@@ -171,16 +169,7 @@ def _to_sympy(node: ast.expr, folded: dict, symbols: dict) -> sympy.Expr:
     if isinstance(node, ast.BinOp):
         left = _to_sympy(node.left, folded, symbols)
         right = _to_sympy(node.right, folded, symbols)
-        op = type(node.op)
-        if op is ast.Add:
-            return left + right
-        if op is ast.Sub:
-            return left - right
-        if op is ast.Mult:
-            return left * right
-        if op is ast.Div:
-            return left / right
-        return _safe_pow(left, right)
+        return _ARITHMETIC.get(type(node.op), _safe_pow)(left, right)
     args = [_to_sympy(arg, folded, symbols) for arg in node.args]
     return _SYMPY_FUNCTIONS[node.func.id](*args)
 
