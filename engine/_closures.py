@@ -78,8 +78,23 @@ def _power(base: Closure, exponent: float) -> Closure | float:
     return lambda x, y, p: np.power(base(x, y, p), exponent)
 
 
-def _binary(op: str, left: Closure | float, right: Closure | float) -> Closure:
+_OPERATORS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power}
+
+
+def _constant(function, *args: float) -> float:
+    """A NumPy function of constants, as the Python float the closures capture.
+
+    Sub-trees that only became constant while compiling (``x**0``) land here; the folding
+    of literal constants happens earlier, with its own overflow checks.
+    """
+    with np.errstate(all="ignore"):
+        return float(function(*(np.float64(a) for a in args)))
+
+
+def _binary(op: str, left: Closure | float, right: Closure | float) -> Closure | float:
     """One closure for left (op) right; a constant side is captured as a Python float."""
+    if not callable(left) and not callable(right):
+        return _constant(_OPERATORS[op], left, right)
     if op == "**":
         if not callable(right):
             return _power(left, right)
@@ -120,7 +135,9 @@ def _variable(name: str) -> Closure:
     return lambda x, y, p: p[name]
 
 
-def _call(function, args: list) -> Closure:
+def _call(function, args: list) -> Closure | float:
+    if not any(callable(a) for a in args):
+        return _constant(function, *args)
     if len(args) == 1:
         (a,) = args
         return lambda x, y, p: function(a(x, y, p))

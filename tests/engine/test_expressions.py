@@ -2,6 +2,7 @@
 
 import ast
 import builtins
+import math
 import os
 import pickle
 import threading
@@ -552,3 +553,16 @@ def test_gradient_kernel_matches_gradient():
     np.testing.assert_allclose(fy, gy)
     const = parse("3*x + y").gradient_kernel()
     assert const(x, y) == (3, 1)
+
+
+@pytest.mark.parametrize("text, value", [("sin(x**0)", math.sin(1.0)), ("max(pi, x**0)", math.pi),
+                                         ("x**0 + y**0", 2.0), ("(x**0)**(y**0)", 1.0),
+                                         ("x**0 / (y**0 - 1)", math.inf)])
+def test_subtrees_that_become_constant_while_compiling(text, value):
+    # Found by the hypothesis test: x**0 compiles to a constant inside a call or operator.
+    f = parse(text)
+    x = np.linspace(-1, 1, 4, dtype=np.float32)[None, :]
+    y = np.linspace(-1, 1, 3, dtype=np.float32)[:, None]
+    out = f.evaluate(x, y)
+    assert out.shape == (3, 4) and out.dtype == np.float32
+    np.testing.assert_allclose(out, value, rtol=1e-6)
