@@ -27,6 +27,7 @@ import numpy as np
 
 from engine._closures import _NUMPY_FUNCTIONS, Closure, _binary, _call, _variable
 from engine._symbolic import _VARIABLES, _Derivatives, _differentiate
+from engine._trace import Program, trace
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "Expression", "ExpressionError", "parse"]
 
@@ -454,6 +455,19 @@ class Expression:
         fx, fy = derived.closures[:2]
         return lambda x, y: (fx(x, y, values) if callable(fx) else fx,
                              fy(x, y, values) if callable(fy) else fy)
+
+    def gradient_program(self, **params) -> Program:
+        """The gradient as a register program for the compiled optimizer loop.
+
+        A trace of the same closures :meth:`gradient_kernel` runs (exact when
+        :attr:`symbolic`, else central differences), parameters bound as constants.
+        """
+        values = self._values(params)
+        derived = self._derivatives()
+        if not derived.symbolic:
+            return trace(lambda x, y: self._central_gradient(x, y, values))
+        fx, fy = derived.closures[:2]
+        return trace(lambda x, y: (self._run(fx, x, y, values), self._run(fy, x, y, values)))
 
     def hessian(self, x, y, **params):
         """The Hessian [[fxx, fxy], [fxy, fyy]] at (x, y).

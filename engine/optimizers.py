@@ -7,26 +7,25 @@ the stopping rule "stop when the gradient is smaller than a given constant". See
 why Adam leaves saddle points and why gradients are clipped on steep slopes; both can be
 watched here.
 
-Every (method, start) pair is one *row*. :func:`race` advances all rows together as flat
-NumPy arrays: one gradient evaluation per step for all of them, and one update written once
-for all seven methods, whose constants are per-row arrays (:func:`_rule` maps each method to
-the shared form below). The gradient and NumPy's per-call overhead are paid once per step,
-not once per optimizer: a race of seven took about 1.6 times a race of one when measured.
-:func:`descend` is a race of one row and :func:`basins` a race of n*n rows, so there is one
-code path. With g the gradient fed to the optimizer (after the L2 term, noise and clipping)
-and step t = 1, 2, ...::
+Every (method, start) pair is one *row*. :func:`race` advances all rows together in one
+compiled loop (:mod:`engine._kernel`, Numba): the gradient is the expression's register
+program (:mod:`engine._trace`), evaluated for all rows at each step, and the update is
+written once for all seven methods, whose constants are per-method columns (:func:`_rule`
+maps each method to the shared form below). :func:`descend` is a race of one row and
+:func:`basins` a race of n*n rows, so there is one code path. With g the gradient fed
+to the optimizer (after the L2 term, noise and clipping) and step t = 1, 2, ...::
 
     m <- a m + b g                 (first moment: momentum buffer or Adam's mean)
     s <- rho s + kappa g^2         (second moment: AdaGrad's sum or an average of g^2)
     theta <- theta (1 - lr_t wd) - lr_t (cg g + cm m / (1 - bc1^t)) / (sqrt(s / (1 - bc2^t)) + eps)
 
 The last line is computed in Kingma & Ba's equivalent form (end of their section 2): the
-factor sqrt(1 - bc2^t) is folded into the step size and into eps, per step, which saves a
-NumPy call per step. Methods without a second moment use s = 0 and eps = 1 (a denominator of
-exactly 1), so SGD's rows compute lr*g bit for bit even inside a race with Adam.
+factor sqrt(1 - bc2^t) is folded into the step size and into eps, per step. Methods without
+a second moment use s = 0 and eps = 1 (a denominator of exactly 1), so SGD's rows compute
+lr*g bit for bit even inside a race with Adam.
 
-Gradients are evaluated through the expression's compiled closures on float64 1-D arrays.
-A step that overflows or leaves the domain is not an error: the row stops with a status and
+Between chunks of steps, NumPy checks the recorded points (is f defined there?) and
+settles the rows that stopped. A step that overflows or leaves the domain is not an error: the row stops with a status and
 a message, and only finite points are kept.
 """
 
@@ -40,14 +39,27 @@ from types import MappingProxyType
 import numpy as np
 
 from engine._common import _as_expression, _check_range, _param_values
+from engine._kernel import advance
 from engine.critical_points import critical_points, probe
 from engine.expressions import Expression
 
 __all__ = [
-    "METHODS", "DEFAULTS", "SCHEDULES", "STATUSES", "LABEL_DIVERGED", "LABEL_NOT_CONVERGED",
-    "Trajectory", "descend", "race", "learning_rates",
-    "BasinMap", "basins",
-    "RaceRequest", "compute_race", "BasinRequest", "compute_basins",
+    "DEFAULTS",
+    "LABEL_DIVERGED",
+    "LABEL_NOT_CONVERGED",
+    "METHODS",
+    "SCHEDULES",
+    "STATUSES",
+    "BasinMap",
+    "BasinRequest",
+    "RaceRequest",
+    "Trajectory",
+    "basins",
+    "compute_basins",
+    "compute_race",
+    "descend",
+    "learning_rates",
+    "race",
 ]
 
 METHODS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -89,6 +101,7 @@ _UNIT_INTERVAL = ("beta", "beta1", "beta2", "rho")  # constants that must lie in
 # Row codes while running and after stopping.
 _RUNNING, _CONVERGED, _OUT_OF_BOUND, _OVERFLOW, _NO_VALUE, _NO_GRADIENT = range(6)
 _CHUNK_BUDGET = 1 << 21  # floats per (steps, 2 * rows) buffer of one chunk
+_NO_NOISE = np.zeros((0, 2))
 
 
 # -- constants, learning rates and options ----------------------------------------------------
@@ -232,56 +245,35 @@ def _lr_by_method(lr, methods: Sequence[str]) -> dict[str, float]:
 # -- gradient and value functions ---------------------------------------------------------------
 
 def _gradient_function(expression: Expression, values: dict[str, float]):
-    """(x, y) -> (fx, fy) on float64 arrays: :meth:`Expression.gradient_kernel`, which skips
-    the public method's per-call checks (about half the cost on a race's tiny arrays)."""
+    """(x, y) -> (fx, fy) on float64 arrays, for the last point of a run (the steps before
+    it use the gradient program): :meth:`Expression.gradient_kernel`."""
     return expression.gradient_kernel(**values)
 
 
 # -- the shared loop ------------------------------------------------------------------------
 
 class _Rows:
-    """Coefficients of the active rows for the flat layout (x of all rows, then y).
-
-    The rows of one method share one column of coefficients and of per-step tables; a basin
-    map (one method) uses scalars per step instead of arrays of n*n equal numbers.
-    """
+    """Coefficients of the active rows: one column per distinct method, a column per row."""
 
     NAMES = ("a", "b", "rho", "kappa", "cg", "cm", "bc1", "bc2", "eps", "wd", "lr")
 
     def __init__(self, kinds: np.ndarray, kind: np.ndarray) -> None:
         self.kinds = kinds  # (11, U): one line per name, one column per distinct method
-        self.kind = kind  # (R,) column of kinds for each row
-        self.inverse = np.tile(kind, 2)  # ... and for each flat entry
-        a, b, rho, kappa, cg, cm, _, _, _, wd, _ = kinds
-        self.has_g = bool(np.any(cg != 0))  # else every row is momentum, Adam or AdamW
-        self.has_m = bool(np.any(cm != 0))
-        self.has_s = bool(np.any(kappa != 0))
-        self.has_wd = bool(np.any(wd != 0))
-        self.decay = self._spread(np.stack([a, rho]))  # multiplies (m, s)
-        self.coef = self._spread(np.stack([b, kappa]))  # multiplies (g, g^2)
-
-    def _spread(self, values: np.ndarray) -> np.ndarray:
-        """(n, U) values per kind as (n, 2R) per flat entry, or (n, 1) when U == 1."""
-        return values if values.shape[1] == 1 else values[:, self.inverse]
+        self.kind = np.ascontiguousarray(kind, dtype=np.int64)  # (R,) column of each row
 
     def take(self, keep: np.ndarray) -> _Rows:
         return _Rows(self.kinds, self.kind[keep])
 
     def tables(self, n: np.ndarray, factors: np.ndarray) -> list[np.ndarray]:
-        """Per-step coefficients A, B, E, D for 1-based step numbers ``n``.
-
-        Each is (K, 2R), or (K,) when every row shares them (then A[k] is a scalar).
-        """
+        """Per-step coefficients A, B, E, D (K, U) for 1-based step numbers ``n``."""
         _, _, _, _, cg, cm, bc1, bc2, eps, wd, lr = self.kinds
         with np.errstate(all="ignore"):
             lr = factors[:, None] * lr[None, :]
             q = np.sqrt(1.0 - bc2[None, :] ** n[:, None])  # Kingma & Ba, end of section 2
             c1 = 1.0 / (1.0 - bc1[None, :] ** n[:, None])
             lrq = lr * q
-            out = [lrq * cg, lrq * (cm * c1), eps * q, 1.0 - lr * wd]
-        if self.kinds.shape[1] == 1:
-            return [t[:, 0].copy() for t in out]
-        return [t[:, self.inverse] for t in out]
+            return [np.ascontiguousarray(t) for t in
+                    (lrq * cg, lrq * (cm * c1), eps * q, 1.0 - lr * wd)]
 
 
 def _norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -293,43 +285,59 @@ def _norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return norm
 
 
+def _first_events(pos: np.ndarray, grads: np.ndarray, rows: int, options: _Options):
+    """Per row, the first j where the point is out of bound, the gradient not finite or
+    shorter than grad_tol (the stopping rule of seed 003); J where there is none.
+
+    NumPy's twin of the scan :func:`engine._kernel.advance` does while stepping, for the
+    one-point chunk of the last iterate.
+    """
+    R = rows
+    gx, gy = grads[:, :R], grads[:, R:]
+    with np.errstate(all="ignore"):
+        ok = (np.abs(pos[:, :R]) <= options.bound) & (np.abs(pos[:, R:]) <= options.bound)
+        ok &= np.isfinite(gx) & np.isfinite(gy)
+        if options.grad_tol > 0:
+            ok &= gx * gx + gy * gy >= options.grad_tol ** 2
+    return np.where(ok.all(axis=0), pos.shape[0], np.argmin(ok, axis=0))
+
+
 def _analyse(pos: np.ndarray, grads: np.ndarray, rows: int, evaluate, options: _Options,
-             every_value: bool):
+             every_value: bool, first: np.ndarray):
     """Values, gradient norms and the first stopping event of each row in a chunk.
 
     ``pos`` and ``grads`` are (J, 2R): the points of J consecutive steps and the gradients
-    of the loss there. Returns f and |grad| (J, R) (both None unless ``every_value``) and,
-    per row, whether an event happened, its index j and its code. Without ``every_value``
-    f is evaluated at the chunk's last points and, where it is not finite there, along the
-    row's whole chunk: a basin map's run that enters a hole and leaves it again within one
-    chunk goes unnoticed, at a third of the cost of the chunk.
+    of the loss there; ``first`` (R,) is the first event of each row but a non-finite f
+    (see :func:`_first_events`), updated here. Returns f and |grad| (J, R) (both None
+    unless ``every_value``) and, per row, whether an event happened, its index j and its
+    code. Without ``every_value`` f is evaluated at the chunk's last points and, where it
+    is not finite there, along the row's whole chunk: a basin map's run that enters a hole
+    and leaves it again within one chunk goes unnoticed, at a third of the cost of the chunk.
     """
-    R = rows
+    R, J = rows, pos.shape[0]
     with np.errstate(all="ignore"):
-        finite = np.isfinite(grads)
-        within = np.abs(pos) <= options.bound
-        ok = within[:, :R] & within[:, R:]
-        ok &= finite[:, :R]
-        ok &= finite[:, R:]
         gx, gy = grads[:, :R], grads[:, R:]
-        if options.grad_tol > 0:  # seed 003's stopping rule, on squares (hypot is slow)
-            ok &= gx * gx + gy * gy >= options.grad_tol ** 2
         f = norms = None
         if every_value:
             f = np.asarray(evaluate(pos[:, :R], pos[:, R:]), dtype=np.float64)
-            ok &= np.isfinite(f)
+            f = np.broadcast_to(f, (J, R))
             norms = _norm(gx, gy)
+            where, bad = np.arange(R), ~np.isfinite(f)
         else:
             last = np.broadcast_to(evaluate(pos[-1, :R], pos[-1, R:]), (R,))
-            holes = np.flatnonzero(~np.isfinite(last))
-            if holes.size:
-                values = evaluate(pos[:, holes], pos[:, R + holes])
-                ok[:, holes] &= np.isfinite(np.broadcast_to(values, (pos.shape[0], holes.size)))
-        has = ~ok.all(axis=0)
+            where = np.flatnonzero(~np.isfinite(last))  # rows in a hole at the chunk's end
+            values = evaluate(pos[:, where], pos[:, R + where]) if where.size else 0.0
+            bad = ~np.isfinite(np.broadcast_to(values, (J, where.size)))
+        hit = bad.any(axis=0)
+        if hit.any():
+            rows_hit = where[hit]
+            first[rows_hit] = np.minimum(first[rows_hit], np.argmax(bad[:, hit], axis=0))
+        has = first < J
         cols = np.flatnonzero(has)
         j = np.zeros(R, dtype=np.intp)
-        j[cols] = jc = np.argmin(ok[:, cols], axis=0)
-        inside = within[jc, cols] & within[jc, R + cols]
+        j[cols] = jc = first[cols]
+        inside = (np.abs(pos[jc, cols]) <= options.bound) & (
+            np.abs(pos[jc, R + cols]) <= options.bound)
         fj = (f[jc, cols] if f is not None
               else np.broadcast_to(evaluate(pos[jc, cols], pos[jc, R + cols]), (cols.size,)))
         nj = np.hypot(gx[jc, cols], gy[jc, cols])
@@ -347,6 +355,7 @@ class _Run:
         self.options = options
         self.record = record
         self.gradient = _gradient_function(expression, values)
+        self.program = expression.gradient_program(**values)
         self.evaluate = lambda x, y: expression.evaluate(x, y, **values)
         self.factors = learning_rates(1.0, options.steps, options.schedule, options.gamma,
                                       options.step_size)
@@ -394,72 +403,30 @@ class _Run:
         return out
 
     def _advance(self, t0: int, K: int):
-        """K steps from step t0 for every active row; returns the points and gradients seen.
+        """K steps from step t0 for every active row.
 
-        The loop is written for few NumPy calls per step (about 16 for a race of all seven
-        methods, plus the gradient's): views are made once, options are tested once.
+        Returns the points, the loss gradients there and each row's first event (see
+        :func:`_first_events`).
+
+        The loop is :func:`engine._kernel.advance`, compiled: the gradient is the
+        expression's register program, the update the shared one of the module docstring.
         """
-        o, rows, theta, ms = self.options, self.rows, self.theta, self.moments
+        o, rows = self.options, self.rows
         R = self.ids.size
         pos, grads = self._buffers(K, 2 * R)
         A, B, E, D = rows.tables(np.arange(t0 + 1, t0 + K + 1, dtype=np.float64),
                                  self.factors[t0:t0 + K])
-        noise = None if self.noise is None else np.repeat(self.noise[t0:t0 + K], R, axis=1)
-        gradient, x, y, gx, gy = self.gradient, theta[:R], theta[R:], grads[:, :R], grads[:, R:]
-        l2 = 2.0 * o.l2
-        clip = o.clip
-        plain = noise is None and clip is None and not l2
-        work = np.empty((2, 2 * R))
-        w0, w1, m, s = work[0], work[1], ms[0], ms[1]
-        step, spare = np.empty(2 * R), np.empty(2 * R)  # reused: no allocation per step
-        b, kappa, decay = rows.coef[0], rows.coef[1], rows.decay
-        a, rho = decay[0], decay[1]
-        has_g, has_m, has_s, has_wd = rows.has_g, rows.has_m, rows.has_s, rows.has_wd
-        with np.errstate(all="ignore"):
-            for k in range(K):
-                pos[k] = theta
-                gx[k], gy[k] = gradient(x, y)
-                g = grads[k]
-                if not plain:
-                    if l2:
-                        g += l2 * theta  # the loss gradient (recorded for the stopping rule)
-                    if noise is not None:
-                        g = g + noise[k]
-                    if clip is not None:  # rescale to length clip when longer (seed 001)
-                        scale = np.minimum(1.0, clip / _norm(g[:R], g[R:]))
-                        g = (g.reshape(2, R) * scale).reshape(-1)
-                # m <- a m + b g, s <- rho s + kappa g^2 (one call for both when both exist)
-                if has_m:
-                    np.multiply(g, b, out=w0)  # b = 1 wherever cg != 0: w0 stands for g
-                if has_s:
-                    np.multiply(g, g, out=w1)
-                    w1 *= kappa
-                if has_m and has_s:
-                    ms *= decay
-                    ms += work
-                elif has_m:
-                    m *= a
-                    m += w0
-                elif has_s:
-                    s *= rho
-                    s += w1
-                # step = lr_t (cg g + cm m_hat) / (sqrt(s_hat) + eps), Kingma & Ba's form
-                if has_g:
-                    np.multiply(w0 if has_m else g, A[k], out=step)
-                    if has_m:
-                        step += np.multiply(m, B[k], out=spare)
-                else:
-                    np.multiply(m, B[k], out=step)
-                if has_s:
-                    np.sqrt(s, out=spare)
-                    spare += E[k]
-                    step /= spare
-                if has_wd:
-                    theta *= D[k]  # decoupled weight decay (AdamW)
-                theta -= step
-        return pos, grads
+        noise = self.noise[t0:t0 + K] if self.noise is not None else _NO_NOISE
+        a, b, rho, kappa = (np.ascontiguousarray(c) for c in rows.kinds[:4])
+        program = self.program
+        first = np.empty(R, dtype=np.int64)
+        advance(program.code, program.registers, program.fx, program.fy, self.theta,
+                self.moments[0], self.moments[1], rows.kind, b, kappa, a, rho, A, B, E, D,
+                noise, 2.0 * o.l2, -1.0 if o.clip is None else o.clip, o.bound,
+                o.grad_tol ** 2 if o.grad_tol > 0 else -1.0, pos, grads, first)
+        return pos, grads, first
 
-    def _settle(self, t0: int, pos: np.ndarray, grads: np.ndarray) -> None:
+    def _settle(self, t0: int, pos: np.ndarray, grads: np.ndarray, first: np.ndarray) -> None:
         """Record the chunk and stop the rows with an event.
 
         Stopped rows are frozen: their results are taken at the event, later steps of theirs
@@ -468,7 +435,7 @@ class _Run:
         """
         R = self.ids.size
         f, norms, has, j, code = _analyse(pos, grads, R, self.evaluate, self.options,
-                                          every_value=self.record)
+                                          self.record, first)
         if self.record:
             self.chunks.append((t0, self.ids, pos, f, norms))
         has &= ~self.stopped
@@ -495,8 +462,7 @@ class _Run:
         t0, K = 0, 32
         while t0 < total and not self.stopped.all():
             K = min(K, total - t0, max(_CHUNK_BUDGET // (2 * self.ids.size), 4))
-            pos, grads = self._advance(t0, K)
-            self._settle(t0, pos, grads)
+            self._settle(t0, *self._advance(t0, K))
             t0 += K
             K *= 2
             yield t0 / total
@@ -504,7 +470,9 @@ class _Run:
             grads = np.empty((1, 2 * self.ids.size))
             with np.errstate(all="ignore"):
                 self._loss_gradient(grads[0])
-            self._settle(total, self.theta[None, :].copy(), grads)
+            pos = self.theta[None, :].copy()
+            self._settle(total, pos, grads,
+                         _first_events(pos, grads, self.ids.size, self.options))
             live = ~self.stopped
             self.final[self.ids[live]] = self.theta.reshape(2, -1).T[live]
         yield 1.0
