@@ -194,9 +194,9 @@ class ContourView(pg.GraphicsLayoutWidget):
         if field is None or self._bounds is None:
             self.arrows.setData([], [])
             self.arrows.setVisible(False)
-            self._legend_entry(self.arrows, "∇f (steepest ascent)", False)
+            self.legend_entry(self.arrows, "∇f (steepest ascent)", False)
             return
-        self._legend_entry(self.arrows, "∇f (steepest ascent)", True)
+        self.legend_entry(self.arrows, "∇f (steepest ascent)", True)
         X, Y, U, V = field
         side = max(int(round(np.sqrt(max(np.size(X), 1)))), 1)
         x0, x1, y0, y1 = self._bounds
@@ -215,9 +215,27 @@ class ContourView(pg.GraphicsLayoutWidget):
         for kind, item in self.points.items():
             pts = grouped.get(kind, [])
             item.setData([p.x for p in pts], [p.y for p in pts], size=size)
-            self._legend_entry(item, POINT_STYLES[kind][0], bool(pts))
+            self.legend_entry(item, POINT_STYLES[kind][0], bool(pts))
 
-    def _legend_entry(self, item, label: str, show: bool) -> None:
+    def place_legend(self, points: np.ndarray) -> None:
+        """Move the legend to the corner of the map that covers fewest of ``points`` (N, 2)."""
+        if self._bounds is None:
+            return
+        x0, x1, y0, y1 = self._bounds
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        u = (pts[:, 0] - x0) / max(x1 - x0, 1e-300)
+        v = (pts[:, 1] - y0) / max(y1 - y0, 1e-300)
+        corners = {  # (right, top) -> points in that third-by-third corner of the map
+            (right, top): int(np.count_nonzero(((u > 2 / 3) if right else (u < 1 / 3))
+                                               & ((v > 2 / 3) if top else (v < 1 / 3))))
+            for top in (True, False) for right in (False, True)}
+        right, top = min(corners, key=corners.get)  # ties: top left first
+        anchor = (1 if right else 0, 0 if top else 1)
+        self.legend.anchor(itemPos=anchor, parentPos=anchor,
+                           offset=(-8 if right else 8, 8 if top else -8))
+
+    def legend_entry(self, item, label: str, show: bool) -> None:
+        """Show or hide ``item``'s line in the map's legend (added once, in call order)."""
         present = any(sample.item is item for sample, _ in self.legend.items)
         if show and not present:
             self.legend.addItem(item, label)

@@ -35,6 +35,7 @@ def main() -> int:
     from app import style
     from app.export import window_image
     from app.main_window import MainWindow
+    from app.panels.descent import _lr_to_slider
 
     style.configure_pyqtgraph()
     app = QApplication(sys.argv[:1])
@@ -50,6 +51,22 @@ def main() -> int:
     panel._on_click(-0.27, -0.92)
     settle(app, 800)
     path = OUT / "surface.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+
+    # The descent lab on the saddle-laden Himmelblau: six optimizers from one start near
+    # the maximum go to different minima; the frame shows the race half-way.
+    descent = window.descent
+    window.tabs.setCurrentWidget(descent)
+    for method, check in descent.method_checks.items():
+        check.setChecked(method != "adamw")
+    descent.lr_slider.setValue(_lr_to_slider(0.01))
+    descent.set_start(-0.6, -0.6)
+    wait_for(descent.raceComputed)
+    descent.pause()
+    descent.show_frame(descent._last_frame() // 2)
+    settle(app, 800)
+    path = OUT / "descent.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
     window.close()

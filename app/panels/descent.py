@@ -536,11 +536,12 @@ class DescentPanel(QWidget):
         self.view3d.setWireframe(False)
         key = (result.request.text, result.request.params, result.request.x_range, result.request.y_range)
         if key != getattr(self, "_surface_key", None):
+            first = not hasattr(self, "_surface_key")
             self._surface_key = key
             self.basins = None  # a map of another function would mislead
             self.basin_image.setVisible(False)
             self.basin_summary.clear()
-            if self.isVisible():
+            if self.isVisible() or first:  # the first race also loads the compiled loop
                 self._rerun.start()
             else:
                 self._stale = True  # race when the tab is shown, not in the background
@@ -590,6 +591,7 @@ class DescentPanel(QWidget):
     def _on_race(self, job: JobResult) -> None:
         self.trajectories = list(job.value.trajectories)
         self.gradients = list(job.value.gradients)
+        self._fill_legend()
         self._fill_table()
         self._fill_plots()
         self.raceComputed.emit(self.trajectories)
@@ -607,6 +609,7 @@ class DescentPanel(QWidget):
         self.trajectories = []
         self.gradients = []
         self.pause()
+        self._fill_legend()
         self._fill_table()
         self._fill_plots()
         self.show_frame(0)
@@ -683,6 +686,16 @@ class DescentPanel(QWidget):
 
     def _show_start(self) -> None:
         self.start_marker.setData([self.settings.start[0]], [self.settings.start[1]])
+
+    def _fill_legend(self) -> None:
+        """One legend line per racing optimizer on the map (and so in every export)."""
+        racing = {t.method for t in self.trajectories}
+        for show in (False, True):  # all out, then in again: the lines keep METHODS order
+            for method in optimizers.METHODS:
+                self.contour.legend_entry(self._trail_items[method], LABELS[method],
+                                          show and method in racing)
+        if self.trajectories:
+            self.contour.place_legend(np.concatenate([t.points for t in self.trajectories]))
 
     def _fill_table(self) -> None:
         self.table.setRowCount(len(self.trajectories))
