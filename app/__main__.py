@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -83,7 +84,56 @@ def build_parser() -> argparse.ArgumentParser:
     race.add_argument("--lr", type=_positive, default=0.05, help="learning rate (default 0.05)")
     race.add_argument("--steps", type=int, default=300, help="steps per optimizer (default 300)")
     race.add_argument("--fps", type=int, default=15, help="frames per second of a .gif/.mp4")
+    net = what.add_parser("backprop", help="the 3-unit network of seed 003 with its passes",
+                          description="Export the 3-unit network: .png or .svg of the diagram "
+                                      "(--view both|surface|contour: the loss over two weights), "
+                                      ".csv of the weights and gradients.")
+    net.add_argument("--weights", type=_weights, default=None,
+                     help="nine numbers in the order w10_1,w11_1,w12_1,w20_1,w21_1,w22_1,"
+                          "w10_2,w11_2,w12_2, or NAME=VALUE pairs for some of them")
+    net.add_argument("--x", type=_point, default=(1.0, 2.0), help="X1,X2 inputs (default 1,2)")
+    net.add_argument("--y", type=float, default=2.0, help="target y (default 2)")
+    net.add_argument("--show", choices=["none", "forward", "all"], default="all",
+                     help="how much of the walk to show (default all: both passes)")
+    net.add_argument("--pair", type=_pair, default=("w11_2", "w12_2"),
+                     help="the two weights of the loss surface (default w11_2,w12_2)")
+    net.add_argument("--out", "-o", type=Path, required=True, help="output file: .png, .svg or .csv")
+    net.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
+                     help="auto: the network diagram; else the loss over two weights")
+    net.add_argument("--size", type=_size, default=(1500, 900), help="window size WIDTHxHEIGHT")
     return parser
+
+
+_WEIGHT_NAMES = ("w10_1", "w11_1", "w12_1", "w20_1", "w21_1", "w22_1", "w10_2", "w11_2", "w12_2")
+
+
+def _weights(text: str) -> dict[str, float]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            pairs = dict(p.split("=", 1) for p in parts)
+            weights = {k.strip(): float(v) for k, v in pairs.items()}
+        else:
+            if len(parts) != 9:
+                raise argparse.ArgumentTypeError(
+                    f"expected nine numbers or NAME=VALUE pairs, got {len(parts)} values")
+            weights = dict(zip(_WEIGHT_NAMES, (float(p) for p in parts)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from None
+    unknown = [k for k in weights if k not in _WEIGHT_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown weight {unknown[0]!r}; the names are "
+                                         + ", ".join(_WEIGHT_NAMES))
+    if not all(math.isfinite(v) for v in weights.values()):
+        raise argparse.ArgumentTypeError("weights must be finite numbers")
+    return weights
+
+
+def _pair(text: str) -> tuple[str, str]:
+    names = tuple(n.strip() for n in text.split(","))
+    if len(names) != 2 or names[0] == names[1] or any(n not in _WEIGHT_NAMES for n in names):
+        raise argparse.ArgumentTypeError("expected two different weight names, e.g. w11_2,w12_2")
+    return names
 
 
 _METHOD_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -238,6 +288,26 @@ def _export_descent(args) -> int:
     return render_descent(settings, race, args.out, args.view, args.size, args.fps)
 
 
+def _export_backprop(args) -> int:
+    if args.out.suffix.lower() not in (".png", ".svg", ".csv"):
+        print(f"mlcalc: unsupported output type '{args.out.suffix}': use .png, .svg or .csv",
+              file=sys.stderr)
+        return 2
+    if not all(math.isfinite(v) for v in (*args.x, args.y)):
+        print("mlcalc: --x and --y must be finite numbers", file=sys.stderr)
+        return 2
+    status = _prepare_display(args)
+    if status is not None:
+        return status
+    from app.headless import render_backprop
+    from app.panels.backprop import DEFAULT_WEIGHTS, BackpropSettings
+
+    settings = BackpropSettings(x1=args.x[0], x2=args.x[1], y=args.y,
+                                weights={**DEFAULT_WEIGHTS, **(args.weights or {})},
+                                pair=tuple(args.pair))
+    return render_backprop(settings, args.out, args.view, args.size, args.show)
+
+
 def run_gui() -> int:
     if not _has_display():
         sys.stderr.write(NO_DISPLAY_MESSAGE)
@@ -276,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlcalc {__version__}")
         return 0
     if args.command == "export":
+        if args.figure == "backprop":
+            return _export_backprop(args)
         return _export_descent(args) if args.figure == "descent" else _export_surface(args)
     return run_gui()
 

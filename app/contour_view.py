@@ -217,6 +217,12 @@ class ContourView(pg.GraphicsLayoutWidget):
             item.setData([p.x for p in pts], [p.y for p in pts], size=size)
             self.legend_entry(item, POINT_STYLES[kind][0], bool(pts))
 
+    def set_labels(self, x: str, y: str, value: str) -> None:
+        """Name the axes and the colour bar (x, y and f(x, y) unless told otherwise)."""
+        self.plot.setLabel("bottom", x)
+        self.plot.setLabel("left", y)
+        self.colorbar.getAxis("bottom" if self.colorbar.horizontal else "left").setLabel(value)
+
     def place_legend(self, points: np.ndarray) -> None:
         """Move the legend to the corner of the map that covers fewest of ``points`` (N, 2)."""
         if self._bounds is None:

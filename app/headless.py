@@ -122,3 +122,46 @@ def render_descent(surface_settings, race_settings, out: Path, view: str, size: 
         jobs.shutdown_all()
         lifecycle.dispose(panel)
         lifecycle.dispose(surface)
+
+
+def render_backprop(settings, out: Path, view: str, size: tuple[int, int], shown: str) -> int:
+    """Build the backprop panel off screen, walk it to ``shown`` and export it.
+
+    ``shown``: "none" (weights and inputs only), "forward" (the forward pass) or "all"
+    (both passes, every gradient on its edge).
+    """
+    from app.panels.backprop import BackpropPanel
+
+    app = _application()
+    panel = BackpropPanel(settings=settings)
+    errors: list[str] = []
+    panel.runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        if view in ("both", "surface", "contour"):
+            if not _wait([panel.lossSurfaceDrawn, panel.runner.failed], TIMEOUT_MS) or errors:
+                print(f"mlcalc: {errors[0] if errors else 'timed out computing the loss surface'}",
+                      file=sys.stderr)
+                return 2 if errors else 1
+        if shown == "all":
+            panel.show_all()
+        elif shown == "forward":
+            while panel.position < panel.forward_count:
+                panel.forward()
+        for _ in range(5):
+            app.processEvents()
+        try:
+            written = panel.export(out, view=view)
+        except ExportError as error:
+            print(f"mlcalc: {error}", file=sys.stderr)
+            return 2
+        r = panel.record
+        print(f"loss {r.loss:.6g}; dead units: {', '.join(r.dead) or 'none'}")
+        print(f"wrote {written}")
+        return 0
+    finally:
+        panel.shutdown()
+        jobs.shutdown_all()
+        lifecycle.dispose(panel)

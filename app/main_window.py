@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from app import __version__, jobs
 from app.export import ExportError
+from app.panels.backprop import BackpropPanel
 from app.panels.descent import DescentPanel
 from app.panels.surface import SurfacePanel
 
@@ -40,7 +41,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.surface = SurfacePanel()
         self.descent = DescentPanel(self.surface)
-        self.panels = [self.surface, self.descent]
+        self.backprop = BackpropPanel()
+        self.panels = [self.surface, self.descent, self.backprop]
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
             panel.status.connect(functools.partial(self._panel_status, panel))
@@ -94,10 +96,11 @@ class MainWindow(QMainWindow):
 
     def export_dialog(self) -> None:
         panel = self.current_panel()
-        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "figure.png", ";;".join(EXPORT_FILTERS))
+        filters = getattr(panel, "export_filters", EXPORT_FILTERS)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "figure.png", ";;".join(filters))
         if not path:
             return
-        view, suffix = EXPORT_FILTERS.get(chosen, ("auto", ""))
+        view, suffix = filters.get(chosen, ("auto", ""))
         if suffix and not path.lower().endswith(suffix):
             path += suffix
         try:

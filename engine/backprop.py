@@ -35,11 +35,13 @@ from types import MappingProxyType
 import numpy as np
 
 from engine._common import MAX_RESOLUTION, _check_range
+from engine.surfaces import Grid, default_levels, level_curves
 
 __all__ = [
     "INCOMING", "NODES", "UNITS", "WEIGHT_NAMES",
-    "LossGrid", "Step", "ThreeUnitRecord",
-    "backward_steps", "finite_difference_gradient", "format_number", "forward_steps",
+    "LossGrid", "LossSurface", "LossSurfaceRequest", "Step", "ThreeUnitRecord",
+    "backward_steps", "compute_loss_surface", "finite_difference_gradient", "format_number",
+    "forward_steps",
     "gradient_step", "loss_over_two_weights", "steps", "three_unit_pass",
 ]
 
@@ -563,3 +565,44 @@ def loss_over_two_weights(x1: float, x2: float, y: float, weights: Mapping[str, 
         loss = _forward(x1, x2, y, w)[-1]
     z = np.ascontiguousarray(np.broadcast_to(loss, (n, n)), dtype=np.float64)
     return LossGrid(name_a, name_b, a, b, z)
+
+
+# -- the loss over two weights, ready to draw ------------------------------------------------
+
+@dataclass(frozen=True)
+class LossSurfaceRequest:
+    """A snapshot of what :func:`compute_loss_surface` needs (hashable, plain data)."""
+
+    x1: float
+    x2: float
+    y: float
+    weights: tuple[tuple[str, float], ...]  # (name, value) for all nine
+    name_a: str
+    name_b: str
+    range_a: tuple[float, float]
+    range_b: tuple[float, float]
+    n: int = 101
+    levels: int = 14
+
+
+@dataclass(frozen=True, eq=False)
+class LossSurface:
+    """The loss grid as a ``surfaces.Grid``, its colour range, contour levels and curves."""
+
+    request: LossSurfaceRequest
+    grid: Grid
+    color_range: tuple[float, float]
+    levels: np.ndarray
+    curves: list
+
+
+def compute_loss_surface(request: LossSurfaceRequest) -> LossSurface:
+    """The loss l over (name_a, name_b), the other weights held at their values."""
+    loss = loss_over_two_weights(request.x1, request.x2, request.y, dict(request.weights),
+                                 request.name_a, request.name_b, request.range_a,
+                                 request.range_b, request.n)
+    z = np.where(np.isfinite(loss.z), loss.z, np.nan)
+    grid = Grid(loss.x, loss.y, np.ascontiguousarray(z), text="loss")
+    color_range = grid.levels()
+    levels = default_levels(grid, request.levels, "auto")
+    return LossSurface(request, grid, color_range, levels, level_curves(grid, levels))

@@ -106,3 +106,30 @@ def test_export_descent_refuses_an_unknown_optimizer(tmp_path):
     result = run("export", "descent", "--function", "x**2", "--optimizers", "sgd,bogus",
                  "--out", str(tmp_path / "x.gif"), env=no_display_env())
     assert result.returncode == 2 and "unknown optimizer 'bogus'" in result.stderr
+
+
+def test_export_backprop_svg_and_csv_without_a_display(tmp_path):
+    weights = "0.1,0.5,0.3,-0.2,-0.4,-0.4,0.1,0.8,-0.5"
+    svg = tmp_path / "net.svg"
+    result = run("export", "backprop", "--weights", weights, "--x", "1,2", "--y", "3",
+                 "--out", str(svg), env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+    assert "dead units: 2_1" in result.stdout  # z2 = -0.2 - 0.4 - 0.8 < 0
+    table = tmp_path / "net.csv"
+    result = run("export", "backprop", "--weights", "w11_1=0.75", "--x", "1,2", "--y", "3",
+                 "--out", str(table), env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    rows = {r["weight"]: r for r in csv.DictReader(table.read_text().splitlines())}
+    assert float(rows["w11_1"]["w"]) == 0.75
+    assert float(rows["w11_1"]["grad_backprop"]) == pytest.approx(
+        float(rows["w11_1"]["grad_finite_difference"]), rel=1e-6)
+
+
+def test_export_backprop_refuses_bad_weights(tmp_path):
+    result = run("export", "backprop", "--weights", "1,2", "--out", str(tmp_path / "n.svg"),
+                 env=no_display_env())
+    assert result.returncode == 2 and "nine numbers" in result.stderr
+    result = run("export", "backprop", "--weights", "w99_1=3", "--out", str(tmp_path / "n.svg"),
+                 env=no_display_env())
+    assert result.returncode == 2 and "unknown weight 'w99_1'" in result.stderr
