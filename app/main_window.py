@@ -43,16 +43,23 @@ class MainWindow(QMainWindow):
         self.descent = DescentPanel(self.surface)
         self.backprop = BackpropPanel()
         self.panels = [self.surface, self.descent, self.backprop]
+        self._last_status: dict = {}
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
             panel.status.connect(functools.partial(self._panel_status, panel))
+        self.tabs.currentChanged.connect(self._tab_changed)
         self._build_menus()
         self.statusBar().showMessage("Ready")
 
     def _panel_status(self, panel, text: str) -> None:
-        # A panel working in a hidden tab does not talk over the one being looked at.
+        # A panel working in a hidden tab does not talk over the one being looked at; its
+        # last word is shown when its tab is.
+        self._last_status[panel] = text
         if panel is self.tabs.currentWidget():
             self.statusBar().showMessage(text)
+
+    def _tab_changed(self, index: int) -> None:
+        self.statusBar().showMessage(self._last_status.get(self.tabs.widget(index), "Ready"))
 
     def current_panel(self):
         return self.tabs.currentWidget()

@@ -69,6 +69,21 @@ def main() -> int:
     path = OUT / "descent.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
+
+    # The backprop lab mid-way through the backward pass, hidden unit 2 dead.
+    net = window.backprop
+    window.tabs.setCurrentWidget(net)
+    net.set_weights({"w22_1": -0.4})
+    net.set_inputs(y=3.0)
+    wait_for(net.lossSurfaceDrawn, 5000)
+    net.show_all()
+    net.restart()
+    while net.position < net.forward_count + 9:
+        net.forward() if net.position < net.forward_count else net.backward()
+    settle(app, 800)
+    path = OUT / "backprop.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
     window.close()
     return 0
 
