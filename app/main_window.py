@@ -16,6 +16,7 @@ from app import __version__, jobs
 from app.export import ExportError
 from app.panels.backprop import BackpropPanel
 from app.panels.descent import DescentPanel
+from app.panels.playground import PlaygroundPanel
 from app.panels.surface import SurfacePanel
 
 EXPORT_FILTERS = {
@@ -42,7 +43,8 @@ class MainWindow(QMainWindow):
         self.surface = SurfacePanel()
         self.descent = DescentPanel(self.surface)
         self.backprop = BackpropPanel()
-        self.panels = [self.surface, self.descent, self.backprop]
+        self.playground = PlaygroundPanel()
+        self.panels = [self.surface, self.descent, self.backprop, self.playground]
         self._last_status: dict = {}
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
