@@ -35,7 +35,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 from engine.datasets import make_dataset  # noqa: E402
-from engine.mlp import MLP, Trainer  # noqa: E402
+from engine.mlp import MLP  # noqa: E402
+from engine.training import Trainer  # noqa: E402
 
 POINTS = 500
 LR = 0.1

@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 from app import export as _export
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
-from engine import datasets, mlp, optimizers, surfaces
+from engine import datasets, mlp, optimizers, surfaces, training
 
 DATASETS = {"xor": "XOR", "circles": "circles", "moons": "two moons", "spirals": "spirals",
             "blobs": "blobs (3 classes)", "digits": "digits (8×8 images, 10 classes)"}
@@ -211,7 +211,7 @@ class TrainingSession:
     def __init__(self, settings: PlaygroundSettings) -> None:
         self.id = next(self._ids)
         self.settings = settings
-        self.trainer: mlp.Trainer | None = None
+        self.trainer: training.Trainer | None = None
         self.note = ""
         self._train_steps: list[int] = []
         self._train_losses: list[float] = []
@@ -236,7 +236,7 @@ class TrainingSession:
         if s.batch_size > n:
             self.note = f"batch size {s.batch_size} > {n} training points: full batch used"
         patience = s.patience if (s.patience > 0 and self.validation_set is not None) else None
-        self.trainer = mlp.Trainer(net, self.train_set, self.validation_set, method=s.method, lr=s.lr,
+        self.trainer = training.Trainer(net, self.train_set, self.validation_set, method=s.method, lr=s.lr,
                                    batch_size=batch, max_steps=s.max_steps, patience=patience,
                                    eval_every=EVAL_EVERY, seed=s.seed)
         if data.features == 2:

@@ -14,8 +14,9 @@ import pytest
 
 from engine import datasets as DS
 from engine import mlp as M
-from engine.mlp import MLP, Trainer, flatten, softmax, unflatten
+from engine.mlp import MLP, flatten, softmax, unflatten
 from engine.optimizers import DEFAULTS, METHODS
+from engine.training import Trainer
 
 # -- helpers -----------------------------------------------------------------------------------
 
