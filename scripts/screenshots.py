@@ -23,6 +23,15 @@ def wait_for(signal, timeout_ms: int = 30000) -> None:
     loop.exec()
 
 
+def loop_until(app: QApplication, condition, timeout_ms: int) -> None:
+    """Run the event loop until ``condition()`` holds or the time runs out."""
+    import time
+
+    end = time.monotonic() + timeout_ms / 1000
+    while not condition() and time.monotonic() < end:
+        settle(app, 50)
+
+
 def settle(app: QApplication, ms: int = 400) -> None:
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
@@ -82,6 +91,18 @@ def main() -> int:
         net.forward() if net.position < net.forward_count else net.backward()
     settle(app, 800)
     path = OUT / "backprop.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+
+    # The playground training two moons, caught mid-way.
+    playground = window.playground
+    window.tabs.setCurrentWidget(playground)
+    playground.set_settings(dataset="moons", noise=0.15, points=500)
+    playground.play()
+    loop_until(app, lambda: playground.step_count >= 700, 60000)
+    playground.pause()
+    settle(app, 800)
+    path = OUT / "playground.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
     window.close()
