@@ -101,6 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
                      help="auto: the network diagram; else the loss over two weights")
     net.add_argument("--size", type=_size, default=(1500, 900), help="window size WIDTHxHEIGHT")
+    att = what.add_parser("attention", help="a transformer's attention and seed 000's top-k",
+                          description="Export the attention of all-MiniLM-L6-v2 on a text: "
+                                      ".png or .svg of one layer's head (--view map) or of the "
+                                      "column sums with the top-k (--view bars); .csv of the "
+                                      "map, the head sum (sum), B (masked) or the sums (bars).")
+    att.add_argument("--text", required=True, help="the text (up to 512 word pieces)")
+    att.add_argument("--layer", type=int, default=1, help="layer, from 1 (default 1)")
+    att.add_argument("--head", type=int, default=1, help="head, from 1 (default 1)")
+    att.add_argument("--k", type=int, default=3, help="how many tokens to select (default 3)")
+    att.add_argument("--mask", choices=["elementwise", "product", "none"], default="elementwise",
+                     help="how A = 1 - I masks the head sum (default elementwise)")
+    att.add_argument("--all-layers", action="store_true",
+                     help="sum the heads of every layer, not only of --layer")
+    att.add_argument("--keep-special", action="store_true",
+                     help="count [CLS] and [SEP] (left out by default)")
+    att.add_argument("--out", "-o", type=Path, required=True, help="output file: .png, .svg, .csv")
+    att.add_argument("--view", choices=["map", "bars", "sum", "masked"], default="map",
+                     help="what to export (default: the attention map)")
+    att.add_argument("--size", type=_size, default=(1500, 900), help="window size WIDTHxHEIGHT")
     return parser
 
 
@@ -308,6 +327,29 @@ def _export_backprop(args) -> int:
     return render_backprop(settings, args.out, args.view, args.size, args.show)
 
 
+def _export_attention(args) -> int:
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".svg", ".csv"):
+        print(f"mlcalc: unsupported output type '{args.out.suffix}': use .png, .svg or .csv",
+              file=sys.stderr)
+        return 2
+    if suffix != ".csv" and args.view in ("sum", "masked"):
+        print("mlcalc: --view sum and masked export as .csv", file=sys.stderr)
+        return 2
+    if args.layer < 1 or args.head < 1 or not 1 <= args.k <= 512:
+        print("mlcalc: --layer and --head count from 1; --k must be 1..512", file=sys.stderr)
+        return 2
+    if not _has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # every view here is 2-D
+    from app.headless import render_attention
+    from app.panels.attention import AttentionSettings
+
+    settings = AttentionSettings(text=args.text, layer=args.layer - 1, head=args.head - 1,
+                                 sum_over="all" if args.all_layers else "layer", mask=args.mask,
+                                 exclude_special=not args.keep_special, k=args.k)
+    return render_attention(settings, args.out, args.view, args.size)
+
+
 def run_gui() -> int:
     if not _has_display():
         sys.stderr.write(NO_DISPLAY_MESSAGE)
@@ -348,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         if args.figure == "backprop":
             return _export_backprop(args)
+        if args.figure == "attention":
+            return _export_attention(args)
         return _export_descent(args) if args.figure == "descent" else _export_surface(args)
     return run_gui()
 

@@ -165,3 +165,45 @@ def render_backprop(settings, out: Path, view: str, size: tuple[int, int], shown
         panel.shutdown()
         jobs.shutdown_all()
         lifecycle.dispose(panel)
+
+
+def render_attention(settings, out: Path, view: str, size: tuple[int, int]) -> int:
+    """Build the attention panel off screen, encode the text and export one view."""
+    from app.panels.attention import AttentionPanel
+
+    app = _application()
+    panel = AttentionPanel(settings=settings)
+    errors: list[str] = []
+    panel.runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        if not _wait([panel.encoded, panel.runner.failed], TIMEOUT_MS) or errors:
+            print(f"mlcalc: {errors[0] if errors else 'timed out running the model'}",
+                  file=sys.stderr)
+            return 2 if errors else 1
+        out_ = panel.result.output
+        L, H = out_.attentions.shape[:2]
+        if not (0 <= settings.layer < L and 0 <= settings.head < H):
+            print(f"mlcalc: --layer must be 1..{L} and --head 1..{H}", file=sys.stderr)
+            return 2
+        panel.pick(settings.layer, settings.head)
+        for _ in range(5):
+            app.processEvents()
+        try:
+            written = panel.export(out, view=view)
+        except ExportError as error:
+            print(f"mlcalc: {error}", file=sys.stderr)
+            return 2
+        if panel.result.notice:
+            print(f"mlcalc: {panel.result.notice}", file=sys.stderr)
+        labels = panel.selection["labels"]
+        print(f"{out_.model_name}: {out_.num_tokens} tokens; top-{len(panel.top_tokens)}: "
+              + ", ".join(labels[i] for i in panel.top_tokens))
+        print(f"wrote {written}")
+        return 0
+    finally:
+        panel.shutdown()
+        jobs.shutdown_all()
+        lifecycle.dispose(panel)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from app import __version__, jobs
 from app.export import ExportError
+from app.panels.attention import AttentionPanel
 from app.panels.backprop import BackpropPanel
 from app.panels.descent import DescentPanel
 from app.panels.playground import PlaygroundPanel
@@ -44,7 +45,9 @@ class MainWindow(QMainWindow):
         self.descent = DescentPanel(self.surface)
         self.backprop = BackpropPanel()
         self.playground = PlaygroundPanel()
-        self.panels = [self.surface, self.descent, self.backprop, self.playground]
+        self.attention = AttentionPanel()
+        self.panels = [self.surface, self.descent, self.backprop, self.playground,
+                       self.attention]
         self._last_status: dict = {}
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)

@@ -133,3 +133,25 @@ def test_export_backprop_refuses_bad_weights(tmp_path):
     result = run("export", "backprop", "--weights", "w99_1=3", "--out", str(tmp_path / "n.svg"),
                  env=no_display_env())
     assert result.returncode == 2 and "unknown weight 'w99_1'" in result.stderr
+
+
+def test_export_attention_png_and_csv_without_a_display(tmp_path):
+    text = "The bank raised interest rates. She sat by the river bank."
+    png = tmp_path / "att.png"
+    result = run("export", "attention", "--text", text, "--layer", "3", "--head", "5",
+                 "--out", str(png), env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    assert QImage(str(png)).width() > 200
+    assert "top-3:" in result.stdout
+    table = tmp_path / "b.csv"
+    result = run("export", "attention", "--text", text, "--view", "masked", "--out", str(table),
+                 env=no_display_env())
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(table.read_text().splitlines()))
+    assert rows[1][0] == "[CLS]" and float(rows[2][2]) == 0.0  # B's diagonal is zero
+
+
+def test_export_attention_refuses_a_layer_the_model_lacks(tmp_path):
+    result = run("export", "attention", "--text", "hello", "--layer", "9",
+                 "--out", str(tmp_path / "a.png"), env=no_display_env())
+    assert result.returncode == 2 and "--layer must be 1..6" in result.stderr
