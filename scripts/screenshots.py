@@ -105,6 +105,18 @@ def main() -> int:
     path = OUT / "playground.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
+
+    # The attention lab: one token followed, the top-4 of layer 3 highlighted.
+    att = window.attention
+    window.tabs.setCurrentWidget(att)
+    loop_until(app, lambda: att.result is not None, 60000)
+    att.pick(2, 4)
+    att.set_k(4)
+    att.select_token(3)
+    settle(app, 800)
+    path = OUT / "attention.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
     window.close()
     return 0
 

