@@ -17,6 +17,7 @@ from app.export import ExportError
 from app.panels.attention import AttentionPanel
 from app.panels.backprop import BackpropPanel
 from app.panels.descent import DescentPanel
+from app.panels.lsh import LSHPanel
 from app.panels.playground import PlaygroundPanel
 from app.panels.surface import SurfacePanel
 
@@ -46,8 +47,10 @@ class MainWindow(QMainWindow):
         self.backprop = BackpropPanel()
         self.playground = PlaygroundPanel()
         self.attention = AttentionPanel()
+        self.lsh = LSHPanel()
+        self.attention.set_memory(self.lsh)  # seed 000's weak RAG: attention -> LSH store
         self.panels = [self.surface, self.descent, self.backprop, self.playground,
-                       self.attention]
+                       self.attention, self.lsh]
         self._last_status: dict = {}
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)

