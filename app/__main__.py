@@ -4,6 +4,7 @@
     mlcalc export surface --function "x**2 - y**2" --out saddle.png
     mlcalc export surface --preset himmelblau --out h.svg
     mlcalc export surface --function "a*x**2 + b*y**2" --param a=2 --param b=0.5 --out bowl.csv
+    mlcalc export landscape --grid 51 --directions pca --out land.png
 """
 
 from __future__ import annotations
@@ -120,6 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--view", choices=["map", "bars", "sum", "masked"], default="map",
                      help="what to export (default: the attention map)")
     att.add_argument("--size", type=_size, default=(1500, 900), help="window size WIDTHxHEIGHT")
+    land = what.add_parser("landscape", help="the real loss landscape of a digits network",
+                           description="Export the loss landscape of a 64-32-10 network trained on "
+                                       "the digits (Li et al. 2018): .png (3-D + contour, or --view), "
+                                       ".svg (contour), .csv (grid) or .npz (x, y, loss, accuracy, path).")
+    land.add_argument("--grid", type=int, default=51, help="odd number of nodes per side (default 51)")
+    land.add_argument("--span", type=_positive, default=None,
+                      help="a and b run over [-SPAN, SPAN] (default: 1, or the training path's "
+                           "reach for --directions pca)")
+    land.add_argument("--directions", choices=["filter", "layer", "weight", "none", "pca"], default="filter",
+                      help="random directions with that normalisation, or PCA of the training path "
+                           "(default filter)")
+    land.add_argument("--bias", choices=["zero", "keep"], default="zero",
+                      help="zero: the directions leave the biases alone (default); keep: they move them")
+    land.add_argument("--metric", choices=["loss", "accuracy"], default="loss", help="what to draw")
+    land.add_argument("--levels", type=int, default=None, help="number of level curves")
+    land.add_argument("--log-levels", action="store_true", help="log-spaced level curves")
+    land.add_argument("--out", "-o", type=Path, required=True, help="output file: .png, .svg, .csv or .npz")
+    land.add_argument("--view", choices=["auto", "surface", "contour", "both"], default="auto",
+                      help="what a .png shows (default: 3-D and contour side by side)")
+    land.add_argument("--size", type=_size, default=(1400, 620), help="window size WIDTHxHEIGHT for rendering")
     return parser
 
 
@@ -350,6 +371,41 @@ def _export_attention(args) -> int:
     return render_attention(settings, args.out, args.view, args.size)
 
 
+def _export_landscape(args) -> int:
+    from engine.landscape import MAX_GRID, MAX_SPAN
+
+    if args.out.suffix.lower() not in (".png", ".svg", ".csv", ".npz"):
+        print(f"mlcalc: unsupported output type '{args.out.suffix}': use .png, .svg, .csv or .npz",
+              file=sys.stderr)
+        return 2
+    if not (3 <= args.grid <= MAX_GRID and args.grid % 2 == 1):
+        print(f"mlcalc: --grid must be an odd number from 3 to {MAX_GRID} (so that the trained "
+              "weights are a node)", file=sys.stderr)
+        return 2
+    if args.span is not None and not args.span <= MAX_SPAN:
+        print(f"mlcalc: --span must be at most {MAX_SPAN:g}", file=sys.stderr)
+        return 2
+    if args.levels is not None and not 1 <= args.levels <= 200:
+        print("mlcalc: --levels must be between 1 and 200", file=sys.stderr)
+        return 2
+    if args.out.suffix.lower() in (".csv", ".npz"):
+        args.view = "contour"  # tables need no view at all, least of all OpenGL
+    status = _prepare_display(args)
+    if status is not None:
+        return status
+    from app.headless import render_landscape
+    from app.panels.surface import LandscapeSettings, SurfaceSettings
+
+    settings = SurfaceSettings(source="landscape", critical_points=False, arrows=False,
+                               level_spacing="log" if args.log_levels else "linear",
+                               landscape=LandscapeSettings(directions=args.directions, bias=args.bias,
+                                                           grid=args.grid, span=args.span,
+                                                           metric=args.metric))
+    if args.levels:
+        settings.n_levels = args.levels
+    return render_landscape(settings, args.out, args.view, args.size)
+
+
 def run_gui() -> int:
     if not _has_display():
         sys.stderr.write(NO_DISPLAY_MESSAGE)
@@ -392,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export_backprop(args)
         if args.figure == "attention":
             return _export_attention(args)
+        if args.figure == "landscape":
+            return _export_landscape(args)
         return _export_descent(args) if args.figure == "descent" else _export_surface(args)
     return run_gui()
 

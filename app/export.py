@@ -270,5 +270,44 @@ def export_surface_panel(panel, path: Path, view: str = "auto") -> Path:
     return _export_views(panel, path, view)
 
 
-__all__ = ["ExportError", "export_surface_panel", "save_scene", "save_grid_csv", "side_by_side",
+def save_landscape_npz(result, path: Path) -> Path:
+    """Write a real landscape as ``.npz``: x, y (the plane's a and b axes), loss, accuracy
+    ((len(y), len(x)), rows along y), path (the projected training path, (k, 2)) and
+    path_steps. Plain arrays only, so ``np.load(allow_pickle=False)`` reads it."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    arrays = {"x": np.asarray(result.x, dtype=np.float64), "y": np.asarray(result.y, dtype=np.float64),
+              "loss": np.asarray(result.loss, dtype=np.float64),
+              "accuracy": np.asarray(result.accuracy, dtype=np.float64),
+              "path": np.asarray(result.path, dtype=np.float64),
+              "path_steps": np.asarray(result.model.trajectory_steps, dtype=np.int64)}
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise ExportError(f"could not write {path}: {error.strerror or error}") from error
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise ExportError(f"could not write {path}: {error.strerror or error}") from error
+    return path
+
+
+def export_landscape(panel, view_result, path: Path, view: str = "auto") -> Path:
+    """Export the surface panel's real landscape: .npz (all arrays), .csv (the grid shown),
+    .svg (contour map) or .png (3-D, contour or both)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return save_landscape_npz(view_result.result, path)
+    if suffix in TABLE:
+        return save_grid_csv(view_result.grid, path)
+    return _export_views(panel, path, view)
+
+
+__all__ = ["ExportError", "export_surface_panel", "export_landscape", "save_landscape_npz", "save_scene", "save_grid_csv", "side_by_side",
            "gl_image", "scene_image"]

@@ -207,3 +207,37 @@ def render_attention(settings, out: Path, view: str, size: tuple[int, int]) -> i
         panel.shutdown()
         jobs.shutdown_all()
         lifecycle.dispose(panel)
+
+
+def render_landscape(settings, out: Path, view: str, size: tuple[int, int]) -> int:
+    """Build a surface panel on the real landscape off screen, wait for it and export it."""
+    from app.panels.surface import SurfacePanel
+
+    app = _application()
+    panel = SurfacePanel(settings=settings)
+    errors: list[str] = []
+    panel.landscape_runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        if not _wait([panel.landscapeDrawn, panel.landscape_runner.failed], TIMEOUT_MS) or errors:
+            print(f"mlcalc: {errors[0] if errors else 'timed out computing the landscape'}",
+                  file=sys.stderr)
+            return 2 if errors else 1
+        for _ in range(5):  # let both views paint their final state
+            app.processEvents()
+        try:
+            written = panel.export(out, view=view)
+        except ExportError as error:
+            print(f"mlcalc: {error}", file=sys.stderr)
+            return 2
+        r = panel.landscape.result
+        print(f"trained weights: loss {r.centre_loss:.6g}, accuracy {100 * r.centre_accuracy:.2f}%; "
+              f"{r.request.directions} plane, span {r.span:.3g}, {r.request.grid}x{r.request.grid} grid")
+        print(f"wrote {written}")
+        return 0
+    finally:
+        panel.shutdown()
+        jobs.shutdown_all()
+        lifecycle.dispose(panel)

@@ -55,6 +55,9 @@ COLORS = {
 LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
           "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
 FPS = 30
+LANDSCAPE_MESSAGE = ("Optimizers on a real landscape are not available yet. The Loss surface tab "
+                     "shows the digits network's landscape; pick a preset or type a function "
+                     "there to race optimizers again.")
 LR_RANGE = (-4.0, 0.5)  # log10 of the learning-rate slider's ends
 
 
@@ -131,12 +134,15 @@ class DescentPanel(QWidget):
         self._rerun.timeout.connect(self.run)
         self._build()
         surface_panel.surfaceDrawn.connect(self._on_surface)
-        if surface_panel.result is not None:
+        surface_panel.landscapeDrawn.connect(self._on_landscape)
+        if getattr(surface_panel, "landscape", None) is not None:
+            self._on_landscape(surface_panel.landscape)
+        elif surface_panel.result is not None:
             self._on_surface(surface_panel.result)
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
-        controls = QWidget()
+        controls = self._controls = QWidget()
         column = QVBoxLayout(controls)
 
         self.function_label = QLabel()
@@ -384,6 +390,14 @@ class DescentPanel(QWidget):
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.setContentsMargins(0, 0, 0, 0)
+        self.unavailable = QLabel(LANDSCAPE_MESSAGE)
+        self.unavailable.setObjectName("landscapeUnavailable")
+        self.unavailable.setWordWrap(True)
+        self.unavailable.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 8px; "
+                                       "border: 1px solid #e0c36c; font-weight: bold; }")
+        self.unavailable.setVisible(False)
+        self._bar_buttons = (self.play_button, self.step_button, self.reset_button)
+        rcol.addWidget(self.unavailable)
         rcol.addLayout(bar)
         rcol.addWidget(right_split, 1)
 
@@ -406,8 +420,16 @@ class DescentPanel(QWidget):
         self._show_start()
         self.run(autoplay=True)
 
+    @property
+    def on_landscape(self) -> bool:
+        """True while the surface panel shows a real landscape (no race possible there)."""
+        return getattr(self, "_landscape", False)
+
     def run(self, autoplay: bool = False) -> None:
         """Compute the race for the current settings on the worker."""
+        if self.on_landscape:
+            self.status.emit(LANDSCAPE_MESSAGE)
+            return
         surface = self.surface_panel.settings
         s = self.settings
         methods = tuple(m for m in optimizers.METHODS if m in s.methods)
@@ -428,6 +450,9 @@ class DescentPanel(QWidget):
         if self.basin_runner.busy:
             self.basin_runner.cancel()
             self._basin_done("Basin map cancelled.")
+            return
+        if self.on_landscape:
+            self.status.emit(LANDSCAPE_MESSAGE)
             return
         surface = self.surface_panel.settings
         s = self.settings
@@ -522,7 +547,32 @@ class DescentPanel(QWidget):
         self.basin_runner.shutdown()
 
     # -- handlers ----------------------------------------------------------------------
+    def _on_landscape(self, _view) -> None:
+        """The surface panel shows a real landscape: say that no race runs on it (yet)."""
+        self._landscape = True
+        self._rerun.stop()
+        self.runner.cancel()
+        if self.basin_runner.busy:
+            self.basin_runner.cancel()
+            self._basin_done("")
+        self._clear_race()
+        self.basins = None
+        self.basin_image.setVisible(False)
+        self.unavailable.setVisible(True)
+        self._controls.setEnabled(False)
+        for button in self._bar_buttons:
+            button.setEnabled(False)
+        self.function_label.setText("Real landscape of the digits network\n"
+                                    "(optimizers on it are not available yet)")
+        self._surface_key = None  # the next function races again, even the same one
+
     def _on_surface(self, result) -> None:
+        if getattr(self, "_landscape", False):
+            self._landscape = False
+            self.unavailable.setVisible(False)
+            self._controls.setEnabled(True)
+            for button in self._bar_buttons:
+                button.setEnabled(True)
         grid = result.grid
         self.function_label.setText(f"f(x, y) = {result.expression.text}\n(change it in the Loss surface tab)")
         if not grid.finite:

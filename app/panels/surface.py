@@ -4,6 +4,11 @@ The panel keeps its settings in a plain :class:`SurfaceSettings` object, turns t
 frozen :class:`engine.surfaces.SurfaceRequest` and hands that to a :class:`JobRunner`.
 Three pipelines run independently, each latest-wins: the surface itself, the critical
 points (slower, started when the surface settles) and the point probe under the mouse.
+
+A fourth source sits beside the presets and typed functions: the *real* loss landscape of
+a digits network (:mod:`engine.landscape`, after Li et al. 2018), computed by a generator
+job with a progress bar and a Cancel button and drawn through the same views, with the
+trained weights and the projected training path marked on both.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -25,7 +31,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
+    QPushButton,
     QSlider,
+    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -39,7 +47,7 @@ from app.contour_view import POINT_STYLES, ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
-from engine import surfaces
+from engine import landscape, surfaces
 from engine.expressions import ExpressionError
 
 RESOLUTIONS = (32, 64, 96, 128, 192, 256, 384, 512)
@@ -48,6 +56,34 @@ PREVIEW_RESOLUTION = 48
 SETTLE_MS = 150  # full resolution this long after the last slider movement
 CRITICAL_DELAY_MS = 250
 BUSY_DELAY_MS = 200  # show the progress bar only for work that takes longer than this
+LANDSCAPE_KEY = "landscape:digits"  # the preset box's entry for the real landscape
+LANDSCAPE_GRIDS = (21, 101)  # odd node counts offered per side
+PATH_COLOR = "#d62728"  # the projected training path, in both views
+CENTRE_COLOR = "#ffffff"  # the trained weights theta*
+DIRECTION_NAMES = {
+    "filter": "random, filter-normalised",
+    "layer": "random, layer-normalised",
+    "weight": "random, weight-normalised",
+    "none": "random, not normalised",
+    "pca": "PCA of the training path",
+}
+
+
+@dataclass
+class LandscapeSettings:
+    """The real landscape's choices (plain data); see :class:`engine.landscape.LandscapeRequest`."""
+
+    directions: str = "filter"
+    bias: str = "zero"
+    grid: int = 51
+    span: float | None = None  # None: 1 for random directions, the path's reach for PCA
+    metric: str = "loss"
+    seed: int = 0
+
+    def request(self) -> landscape.LandscapeRequest:
+        return landscape.LandscapeRequest(directions=self.directions, bias=self.bias,
+                                          grid=int(self.grid), span=self.span,
+                                          metric=self.metric, seed=int(self.seed))
 
 
 @dataclass
@@ -67,6 +103,8 @@ class SurfaceSettings:
     arrow_density: int = 15
     wireframe: bool = True
     critical_points: bool = True
+    source: str = "function"  # "function" (preset or typed) or "landscape"
+    landscape: LandscapeSettings = field(default_factory=LandscapeSettings)
 
     def request(self, resolution: int | None = None) -> surfaces.SurfaceRequest:
         """A frozen snapshot for the worker thread."""
@@ -91,6 +129,51 @@ class ProbeRequest:
     params: tuple[tuple[str, float], ...]
     x: float
     y: float
+
+
+@dataclass(frozen=True)
+class LandscapeJob:
+    """A landscape request with the contour settings; ``previous`` (not compared) is the
+    last computed landscape, reused when only the metric or the levels changed."""
+
+    landscape: landscape.LandscapeRequest
+    n_levels: int
+    level_spacing: str
+    previous: object = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class LandscapeView:
+    """A real landscape made ready for the views, shaped like a SurfaceResult where drawn."""
+
+    request: LandscapeJob
+    result: landscape.LandscapeResult
+    grid: surfaces.Grid
+    levels: tuple[float, float]
+    contour_levels: np.ndarray
+    curves: list
+    path_values: np.ndarray  # the metric at the projected path's plane points
+    field = None  # no gradient arrows: there is no expression to differentiate
+
+    @property
+    def metric(self) -> str:
+        return self.request.landscape.metric
+
+
+def compute_landscape_view(job: LandscapeJob):
+    """Generator job: the landscape (progress fractions, then the result) plus its levels."""
+    previous = job.previous
+    if previous is not None and replace(previous.request, metric=job.landscape.metric) == job.landscape:
+        result = previous
+    else:
+        result = yield from landscape.compute_landscape(job.landscape)
+    metric = job.landscape.metric
+    grid = result.to_grid(metric)
+    contour_levels = surfaces.default_levels(grid, job.n_levels, job.level_spacing)
+    curves = surfaces.level_curves(grid, contour_levels)
+    loss, accuracy = result.plane.evaluate(result.path)
+    path_values = loss if metric == "loss" else accuracy
+    return LandscapeView(job, result, grid, grid.levels(), contour_levels, curves, path_values)
 
 
 def _probe(request: ProbeRequest):
@@ -189,6 +272,7 @@ class SurfacePanel(QWidget):
     title = "Loss surface"
     status = Signal(str)
     surfaceDrawn = Signal(object)  # SurfaceResult, after both views were updated
+    landscapeDrawn = Signal(object)  # LandscapeView, after both views were updated
     criticalPointsDrawn = Signal(object)
 
     def __init__(self, parent=None, settings: SurfaceSettings | None = None):
@@ -202,6 +286,9 @@ class SurfacePanel(QWidget):
         self._frame_key = None
         self.frame_levels: tuple[float, float] | None = None  # colour levels on screen
         self._frame_z: tuple[float, float] | None = None
+        self.landscape: LandscapeView | None = None  # the real landscape on screen, if any
+        self._shown = None  # what the views show: a SurfaceResult or a LandscapeView
+        self._function_settings: SurfaceSettings | None = None  # to return to on Cancel
 
         self.surface_runner = JobRunner(surfaces.compute_surface, "surface", self)
         self.critical_runner = JobRunner(surfaces.compute_critical_points, "critical", self)
@@ -212,6 +299,10 @@ class SurfacePanel(QWidget):
         self.critical_runner.finished.connect(self._on_critical)
         self.critical_runner.failed.connect(self._on_critical_failed)
         self.probe_runner.finished.connect(self._on_probe)
+        self.landscape_runner = JobRunner(compute_landscape_view, "landscape", self)
+        self.landscape_runner.finished.connect(self._on_landscape)
+        self.landscape_runner.failed.connect(self._on_landscape_failed)
+        self.landscape_runner.progress.connect(self._on_landscape_progress)
 
         self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._settle.timeout.connect(self.refresh)
@@ -237,6 +328,11 @@ class SurfacePanel(QWidget):
         for p in surfaces.PRESETS:
             self.preset_box.addItem(p.name, p.key)
             self.preset_box.setItemData(self.preset_box.count() - 1, p.note, Qt.ItemDataRole.ToolTipRole)
+        self.preset_box.insertSeparator(self.preset_box.count())
+        self.preset_box.addItem("Real landscape: digits network", LANDSCAPE_KEY)
+        self.preset_box.setItemData(self.preset_box.count() - 1,
+                                    "The loss of a trained 64-32-10 network on a plane through its "
+                                    "weights (Li et al. 2018)", Qt.ItemDataRole.ToolTipRole)
         self.preset_box.setToolTip("Preset surfaces from the course and the optimisation literature")
         self.preset_box.activated.connect(self._on_preset)
         self.expr = ExpressionEdit()
@@ -249,12 +345,13 @@ class SurfacePanel(QWidget):
         flay.addWidget(self.expr)
         flay.addWidget(self.note)
         column.addWidget(fbox)
+        column.addWidget(self._build_landscape_box())
 
         self.param_box = QGroupBox("Parameters")
         self.param_form = QFormLayout(self.param_box)
         column.addWidget(self.param_box)
 
-        rbox = QGroupBox("Range and resolution")
+        rbox = self.range_box = QGroupBox("Range and resolution")
         rlay = QGridLayout(rbox)
         self.range_spins = []
         for row, axis in enumerate("xy"):
@@ -312,6 +409,12 @@ class SurfacePanel(QWidget):
         clay.addWidget(self.fill_check, 2, 0, 1, 3)
         clay.addWidget(self.arrows_check, 3, 0, 1, 3)
         clay.addWidget(self.critical_check, 4, 0, 1, 3)
+        self.expression_only_note = QLabel("Gradient arrows and critical points need a formula: "
+                                           "off while a real landscape is shown.")
+        self.expression_only_note.setWordWrap(True)
+        self.expression_only_note.setStyleSheet("color: #666;")
+        self.expression_only_note.setVisible(False)
+        clay.addWidget(self.expression_only_note, 5, 0, 1, 3)
         column.addWidget(cbox)
 
         sbox = QGroupBox("3-D view")
@@ -321,7 +424,7 @@ class SurfacePanel(QWidget):
         slay.addWidget(self.wire_check)
         column.addWidget(sbox)
 
-        dbox = QGroupBox("Derivatives")
+        dbox = self.derivatives_box = QGroupBox("Derivatives")
         dlay = QVBoxLayout(dbox)
         self.formulas = QLabel()
         self.formulas.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -341,7 +444,7 @@ class SurfacePanel(QWidget):
         play.addWidget(self.readout)
         column.addWidget(pbox)
 
-        kbox = QGroupBox("Critical points")
+        kbox = self.critical_box = QGroupBox("Critical points")
         klay = QVBoxLayout(kbox)
         self.critical_table = QTableWidget(0, 5)
         self.critical_table.setHorizontalHeaderLabels(["kind", "x", "y", "f", "eigenvalues"])
@@ -362,6 +465,14 @@ class SurfacePanel(QWidget):
         self.contour.hovered.connect(self._on_hover)
         self.contour.clicked.connect(self._on_click)
         self.contour.left.connect(self._on_leave)
+        # The real landscape's marks: the projected training path and the trained weights.
+        self.path_curve = pg.PlotCurveItem(pen=pg.mkPen(PATH_COLOR, width=2.2))
+        self.path_points = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(PATH_COLOR), pen=None)
+        self.centre_marker = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(CENTRE_COLOR),
+                                                pen=pg.mkPen("k", width=1.3))
+        for z, item in enumerate((self.path_curve, self.path_points, self.centre_marker)):
+            item.setZValue(12 + z)
+            self.contour.plot.addItem(item)
 
         views = QSplitter(Qt.Orientation.Horizontal)
         views.addWidget(self.view3d)
@@ -388,9 +499,87 @@ class SurfacePanel(QWidget):
                                ("W", self.wire_check.toggle), ("H", self.fill_check.toggle),
                                ("G", self.arrows_check.toggle), ("C", self.critical_check.toggle)])
 
+    def _build_landscape_box(self) -> QGroupBox:
+        box = self.landscape_box = QGroupBox("Real landscape")
+        form = QFormLayout(box)
+        self.directions_box = QComboBox()
+        for key in landscape.DIRECTIONS:
+            self.directions_box.addItem(DIRECTION_NAMES.get(key, key), key)
+        self.directions_box.setToolTip("The two directions d1, d2 of the plane theta* + a d1 + b d2 "
+                                       "(Li et al. sections 4 and 7); PCA shows the training path best")
+        self.bias_box = QComboBox()
+        self.bias_box.addItem("biases fixed (zero in d1, d2)", "zero")
+        self.bias_box.addItem("biases move with their neuron", "keep")
+        self.bias_box.setToolTip("Whether the directions change the bias weights (the paper's "
+                                 "code leaves them out)")
+        self.grid_spin = QSpinBox()
+        self.grid_spin.setRange(*LANDSCAPE_GRIDS)
+        self.grid_spin.setSingleStep(2)
+        self.grid_spin.setKeyboardTracking(False)
+        self.grid_spin.setToolTip("Nodes per side (odd, so that the trained weights are a node)")
+        self.span_spin = QDoubleSpinBox()
+        self.span_spin.setRange(0.0, landscape.MAX_SPAN)
+        self.span_spin.setDecimals(2)
+        self.span_spin.setSingleStep(0.25)
+        self.span_spin.setSpecialValueText("auto")
+        self.span_spin.setKeyboardTracking(False)
+        self.span_spin.setToolTip("a and b run over [-span, span]; auto: 1 for random directions, "
+                                  "the reach of the training path for PCA")
+        self.metric_box = QComboBox()
+        self.metric_box.addItem("loss (cross-entropy)", "loss")
+        self.metric_box.addItem("accuracy", "accuracy")
+        self.landscape_log = QCheckBox("log-spaced levels")
+        self.landscape_log.setToolTip("Shows the floor of the basin around the trained weights")
+        for widget in (self.directions_box, self.bias_box, self.metric_box):
+            widget.activated.connect(self._on_landscape_controls)
+        for spin in (self.grid_spin, self.span_spin):
+            spin.valueChanged.connect(self._on_landscape_controls)
+        self.landscape_log.toggled.connect(
+            lambda on: self._on_spacing(self.spacing_box.findData("log" if on else "linear")))
+        form.addRow("directions", self.directions_box)
+        form.addRow("bias", self.bias_box)
+        form.addRow("grid", self.grid_spin)
+        form.addRow("span", self.span_spin)
+        form.addRow("show", self.metric_box)
+        form.addRow(self.landscape_log)
+        self.landscape_progress = QProgressBar()
+        self.landscape_progress.setRange(0, 100)
+        self.landscape_progress.setVisible(False)
+        self.landscape_cancel = QPushButton("Cancel")
+        self.landscape_cancel.setToolTip("Stop computing; the surface on screen stays")
+        self.landscape_cancel.clicked.connect(self.cancel_landscape)
+        self.landscape_cancel.setVisible(False)
+        row = QWidget()
+        rlay = QGridLayout(row)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.addWidget(self.landscape_progress, 0, 0)
+        rlay.addWidget(self.landscape_cancel, 0, 1)
+        form.addRow(row)
+        self.landscape_info = QLabel()
+        self.landscape_info.setWordWrap(True)
+        self.landscape_info.setStyleSheet("color: #444;")
+        form.addRow(self.landscape_info)
+        box.setVisible(False)
+        return box
+
+    def _apply_landscape_widgets(self) -> None:
+        ls = self.settings.landscape
+        for widget, value in ((self.directions_box, ls.directions), (self.bias_box, ls.bias),
+                              (self.metric_box, ls.metric)):
+            widget.setCurrentIndex(max(widget.findData(value), 0))
+        for spin, value in ((self.grid_spin, ls.grid), (self.span_spin, ls.span or 0.0),
+                            (self.landscape_log, self.settings.level_spacing == "log")):
+            spin.blockSignals(True)
+            (spin.setChecked if spin is self.landscape_log else spin.setValue)(value)
+            spin.blockSignals(False)
+        self.landscape_box.setVisible(self.settings.source == "landscape")
+
     def _apply_settings_to_widgets(self) -> None:
         s = self.settings
-        index = self.preset_box.findData(s.preset) if s.preset else 0
+        if s.source == "landscape":
+            index = self.preset_box.findData(LANDSCAPE_KEY)
+        else:
+            index = self.preset_box.findData(s.preset) if s.preset else 0
         self.preset_box.setCurrentIndex(max(index, 0))
         self.expr.setText(s.text)
         for (lo, hi), (a, b) in zip(self.range_spins, (s.x_range, s.y_range)):
@@ -412,10 +601,16 @@ class SurfacePanel(QWidget):
             check.blockSignals(False)
         self.contour.set_fill(s.filled)
         self.view3d.setWireframe(s.wireframe)
+        self._apply_landscape_widgets()
         self._update_note()
 
     def _update_note(self) -> None:
-        if self.settings.preset:
+        if self.settings.source == "landscape":
+            self.note.setText("The cross-entropy of a 64-32-10 ReLU network trained on the 1797 "
+                              "digits, on a plane theta* + a d1 + b d2 through its trained weights "
+                              "(Li et al. 2018). Type a function or pick a preset to go back.")
+            self.note.show()
+        elif self.settings.preset:
             self.note.setText(surfaces.preset(self.settings.preset).note)
             self.note.show()
         else:
@@ -424,6 +619,7 @@ class SurfacePanel(QWidget):
     # -- public API (used by the menu, the command line and tests) ---------------------
     def set_expression(self, text: str) -> None:
         """Ask for a new function; the old plot stays until the new one is valid."""
+        self._leave_landscape()
         self.settings = replace(self.settings, text=text, preset=None)
         self.preset_box.setCurrentIndex(0)
         self.expr.setText(text)
@@ -433,6 +629,7 @@ class SurfacePanel(QWidget):
     def set_preset(self, key: str) -> None:
         """Show a preset surface with its own ranges and parameters."""
         p = surfaces.preset(key)
+        self._leave_landscape()
         self.settings = replace(self.settings, text=p.text, preset=p.key, params=dict(p.parameters),
                                 x_range=tuple(p.x_range), y_range=tuple(p.y_range),
                                 level_spacing=p.level_spacing)
@@ -455,24 +652,212 @@ class SurfacePanel(QWidget):
         else:
             self.refresh()
 
+    def set_landscape(self, settings: LandscapeSettings | None = None) -> None:
+        """Show the real loss landscape of the digits network (computed with a progress bar).
+
+        The function shown until now stays on screen until the landscape is ready, and
+        comes back if the computation is cancelled.
+        """
+        if self.settings.source != "landscape":
+            self._function_settings = self.settings
+            # Loss maps are a deep basin in steep walls: log-spaced levels show both.
+            self.settings = replace(self.settings, source="landscape", level_spacing="log")
+        if settings is not None:
+            self.settings = replace(self.settings, landscape=settings)
+        self.surface_runner.cancel()
+        self.critical_runner.cancel()
+        self._apply_settings_to_widgets()
+        self.refresh()
+
+    def cancel_landscape(self) -> None:
+        """Stop the landscape being computed; the views keep what they show."""
+        if not self.landscape_runner.busy:
+            return
+        self.landscape_runner.cancel()
+        self._landscape_busy(False)
+        if self.landscape is None and self._function_settings is not None:
+            self.settings = self._function_settings  # the function on screen is the source again
+            self._function_settings = None
+        elif self.landscape is not None:
+            self.settings = replace(self.settings, source="landscape",
+                                    landscape=self._landscape_settings(self.landscape))
+        self._apply_settings_to_widgets()
+        self.status.emit("Landscape cancelled; the surface on screen is kept.")
+
     def refresh(self) -> None:
         """Submit the full-resolution request for the current settings."""
         self._settle.stop()
+        if self.settings.source == "landscape":
+            self._submit_landscape()
+            return
         self.surface_runner.submit(self.settings.request())
 
     def export(self, path: str | Path, view: str = "auto") -> Path:
-        """Write the current figure: .png (3-D, contour or both), .svg (contour) or .csv (grid)."""
+        """Write the current figure: .png (3-D, contour or both), .svg (contour), .csv (grid);
+        for a real landscape also .npz (x, y, loss, accuracy, path)."""
+        if self.landscape is not None:
+            return export.export_landscape(self, self.landscape, Path(path), view)
         return export.export_surface_panel(self, Path(path), view)
+
+    @property
+    def export_filters(self) -> dict[str, tuple[str, str]]:
+        """File > Export's choices: the surface's, and ``.npz`` while a landscape is shown."""
+        filters = {
+            "PNG image, 3-D view and contour map (*.png)": ("both", ".png"),
+            "PNG image, 3-D view only (*.png)": ("surface", ".png"),
+            "PNG image, contour map only (*.png)": ("contour", ".png"),
+            "SVG drawing, contour map (*.svg)": ("contour", ".svg"),
+            "CSV table (*.csv)": ("auto", ".csv"),
+        }
+        if self.landscape is not None:
+            filters["NumPy arrays: x, y, loss, accuracy, path (*.npz)"] = ("auto", ".npz")
+        return filters
 
     def shutdown(self) -> None:
         """Stop this panel's workers (the window also stops every runner on quit)."""
-        for runner in (self.surface_runner, self.critical_runner, self.probe_runner):
+        for runner in (self.surface_runner, self.critical_runner, self.probe_runner,
+                       self.landscape_runner):
             runner.shutdown()
+
+    # -- the real landscape ------------------------------------------------------------
+    def _leave_landscape(self) -> None:
+        """Back to a function: stop a landscape job; the next surface clears its marks."""
+        if self.landscape_runner.busy:
+            self.landscape_runner.cancel()
+            self._landscape_busy(False)
+        self._function_settings = None
+        if self.settings.source == "landscape":
+            self.settings = replace(self.settings, source="function")
+            self.landscape_box.setVisible(False)
+
+    @staticmethod
+    def _landscape_settings(view: LandscapeView) -> LandscapeSettings:
+        r = view.request.landscape
+        return LandscapeSettings(r.directions, r.bias, r.grid, r.span, r.metric, r.seed)
+
+    def _submit_landscape(self) -> None:
+        s = self.settings
+        try:
+            request = s.landscape.request()
+        except ValueError as error:
+            self.landscape_info.setText(f"Not computed: {error}")
+            return
+        previous = self.landscape.result if self.landscape is not None else None
+        job = LandscapeJob(request, int(s.n_levels), s.level_spacing, previous)
+        reuse = previous is not None and replace(previous.request, metric=request.metric) == request
+        self.landscape_runner.submit(job)
+        if not reuse:
+            self._landscape_busy(True)
+            self.landscape_info.setText(f"Training the network (cached after the first time) and "
+                                        f"evaluating {request.grid}×{request.grid} weight vectors…")
+
+    def _landscape_busy(self, busy: bool) -> None:
+        self.landscape_progress.setValue(0)
+        self.landscape_progress.setVisible(busy)
+        self.landscape_cancel.setVisible(busy)
+
+    def _on_landscape_progress(self, job_id: int, fraction: float) -> None:
+        if job_id == self.landscape_runner.latest_id and self.landscape_cancel.isVisible():
+            self.landscape_progress.setValue(round(100 * fraction))
+
+    def _on_landscape_controls(self, *_args) -> None:
+        grid = self.grid_spin.value()
+        if grid % 2 == 0:  # a typed even number: the next odd one, so theta* stays a node
+            grid = min(grid + 1, LANDSCAPE_GRIDS[1])
+            self.grid_spin.blockSignals(True)
+            self.grid_spin.setValue(grid)
+            self.grid_spin.blockSignals(False)
+        span = self.span_spin.value()
+        ls = LandscapeSettings(self.directions_box.currentData(), self.bias_box.currentData(), grid,
+                               span if span > 0 else None, self.metric_box.currentData(),
+                               self.settings.landscape.seed)
+        self.settings = replace(self.settings, landscape=ls)
+        if self.settings.source == "landscape":
+            self.refresh()
+
+    def _on_landscape(self, job: JobResult) -> None:
+        if self.settings.source != "landscape":
+            return
+        view = job.value
+        r = view.result
+        self._landscape_busy(False)
+        self._function_settings = None
+        self.landscape = view
+        self._set_mode(landscape=True)
+        key = ("landscape", replace(r.request, metric="loss"), view.metric,
+               view.request.level_spacing)
+        drawn = self._show_grid(view, key, view.request.level_spacing)
+        metric = view.metric
+        self.contour.set_labels("a (along d1)", "b (along d2)", metric)
+        self.view3d.setAxisLabels("a", "b", metric)
+        path = np.asarray(r.path, dtype=float)
+        self.path_curve.setData(path[:, 0], path[:, 1])
+        self.path_points.setData(path[:, 0], path[:, 1])
+        centre = r.centre_loss if metric == "loss" else r.centre_accuracy
+        self.centre_marker.setData([0.0], [0.0])
+        self.contour.legend_entry(self.path_curve, "training path (projected)", True)
+        self.contour.legend_entry(self.centre_marker, "trained weights θ*", True)
+        self.contour.place_legend(path)
+        if drawn:
+            self.view3d.setPaths([(np.column_stack([path, view.path_values]), PATH_COLOR)])
+            self.view3d.setBalls(np.array([[0.0, 0.0, centre]]), [CENTRE_COLOR], size=11.0)
+        d = r.directions
+        explained = ""
+        if d.explained_variance is not None:
+            explained = (f"; d1 and d2 explain {100 * float(sum(d.explained_variance)):.0f}% "
+                         f"of its variance")
+        self.landscape_info.setText(
+            f"θ*: loss {r.centre_loss:.4g}, accuracy {100 * r.centre_accuracy:.1f}% on "
+            f"{len(r.plane.y)} digits. Plane {DIRECTION_NAMES.get(r.request.directions)}, "
+            f"span ±{r.span:.3g}; the plane holds {100 * r.path_captured:.0f}% of the path's "
+            f"distance to θ*{explained}.")
+        self.status.emit(f"Real landscape: {metric} on a {view.grid.z.shape[1]}×{view.grid.z.shape[0]} "
+                         f"grid in {job.seconds:.2f} s")
+        self.landscapeDrawn.emit(view)
+
+    def _on_landscape_failed(self, failure: JobFailure) -> None:
+        self._landscape_busy(False)
+        self.landscape_info.setText(f"Not computed: {failure.message}")
+        self.status.emit(f"Could not compute the landscape: {failure.message}")
+
+    def _set_mode(self, landscape: bool) -> None:
+        """Hide or disable what only a typed expression has, with a short note why."""
+        if not landscape:
+            self.landscape = None
+            for item in (self.path_curve, self.path_points, self.centre_marker):
+                item.setData([], [])
+            self.contour.legend_entry(self.path_curve, "", False)
+            self.contour.legend_entry(self.centre_marker, "", False)
+            self.contour.set_labels("x", "y", "f(x, y)")
+            self.view3d.setAxisLabels()
+            self.view3d.setPaths([])
+            self.view3d.setBalls(np.zeros((0, 3)), [])
+        else:
+            self._show_critical([])
+            self.param_box.setVisible(False)
+        note = "Not for a real landscape: it has no formula to differentiate." if landscape else ""
+        for check, tip in ((self.arrows_check, "∇f points uphill, perpendicular to the level curves (seed 001)"),
+                           (self.critical_check, "Points where ∇f = 0, classified by the Hessian's eigenvalues (seed 002)")):
+            check.setEnabled(not landscape)
+            check.setToolTip(note or tip)
+        self.expression_only_note.setVisible(landscape)
+        self.range_box.setVisible(not landscape)
+        self.critical_box.setVisible(not landscape)
+        self.landscape_box.setVisible(landscape or self.settings.source == "landscape")
+        if landscape:
+            self.formulas.setText("Derivative formulas belong to typed expressions; a real "
+                                  "landscape is sampled from a network, point by point.")
 
     # -- control handlers --------------------------------------------------------------
     def _on_preset(self, index: int) -> None:
         key = self.preset_box.itemData(index)
+        if key == LANDSCAPE_KEY:
+            self.set_landscape()
+            return
         if key is None:
+            if self.settings.source == "landscape":
+                self.set_expression(self.expr.text())  # the typed function, drawn again
+                return
             self.settings = replace(self.settings, preset=None)
             self._update_note()
             return
@@ -498,14 +883,19 @@ class SurfacePanel(QWidget):
         self.refresh()
 
     def _on_spacing(self, index: int) -> None:
-        self.settings = replace(self.settings, level_spacing=self.spacing_box.itemData(index))
+        spacing = self.spacing_box.itemData(index)
+        self.settings = replace(self.settings, level_spacing=spacing)
+        for box, value in ((self.spacing_box, index), (self.landscape_log, spacing == "log")):
+            box.blockSignals(True)
+            (box.setCurrentIndex if box is self.spacing_box else box.setChecked)(value)
+            box.blockSignals(False)
         self.refresh()
 
     def _on_fill(self, on: bool) -> None:
         self.settings = replace(self.settings, filled=on)
         self.contour.set_fill(on)
-        if self.result is not None:
-            self.contour.set_level_curves(self.result.curves, self.result.levels)
+        if self._shown is not None:
+            self.contour.set_level_curves(self._shown.curves, self.frame_levels or self._shown.levels)
 
     def _on_arrows(self, on: bool) -> None:
         self.settings = replace(self.settings, arrows=on)
@@ -556,29 +946,46 @@ class SurfacePanel(QWidget):
             self._busy_timer.stop()
             self.progress.setVisible(False)
 
-    def _on_surface(self, job: JobResult) -> None:
-        result = job.value
-        self.expr.clear_error()
-        self.result = result
-        self.expression = result.expression
-        self._rebuild_parameters(result.expression.parameters, result.expression.defaults)
+    def _show_grid(self, result, frame_key, spacing: str) -> bool:
+        """Put ``result.grid`` into both views: the one drawing path of every source.
+
+        ``result`` has ``grid``, ``levels``, ``contour_levels``, ``curves`` and ``field``
+        (a SurfaceResult or a LandscapeView). False when nothing in it is finite.
+        """
+        self._shown = result
         grid = result.grid
         if not grid.finite:
             self.contour.clear_plot()
             self.view3d.setSurface(grid.x, grid.y, grid.z, result.levels)
-            self.status.emit("f has no finite value in this range: nothing to draw.")
-            self.surfaceDrawn.emit(result)
-            return
-        levels, z_range = self._steady_frame(job.request, result)
-        knots = color_knots(result, levels) if job.request.level_spacing == "log" else None
+            return False
+        levels, z_range = self._steady_frame(frame_key, result)
+        knots = color_knots(result, levels) if spacing == "log" else None
         self.view3d.setColorKnots(knots)
         self.contour.set_field(grid.x, grid.y, grid.z, levels, knots)
         self.contour.set_level_curves(result.curves, levels)
-        self.contour.set_arrows(result.field if job.request.arrows else None)
+        self.contour.set_arrows(result.field)
         self.view3d.setSurface(grid.x, grid.y, grid.z, levels, z_range)
         # Mark the map dirty now, so both views are painted and shown in the same frame.
         self.contour.viewport().update()
+        return True
+
+    def _on_surface(self, job: JobResult) -> None:
+        if self.settings.source == "landscape":
+            return  # a function that was superseded by the real landscape
+        result = job.value
+        self.expr.clear_error()
+        self.result = result
+        self.expression = result.expression
+        self._set_mode(landscape=False)
+        self._rebuild_parameters(result.expression.parameters, result.expression.defaults)
+        request = job.request
+        key = (request.text, request.x_range, request.y_range, request.level_spacing)
+        if not self._show_grid(result, key, request.level_spacing):
+            self.status.emit("f has no finite value in this range: nothing to draw.")
+            self.surfaceDrawn.emit(result)
+            return
         self._show_formulas(result.expression)
+        grid = result.grid
         holes = int(np.count_nonzero(np.isnan(grid.z)))
         note = f", {holes} undefined points left as holes" if holes else ""
         self.status.emit(f"f(x, y) = {result.expression.text}: {grid.z.shape[1]}×{grid.z.shape[0]} grid "
@@ -587,7 +994,7 @@ class SurfacePanel(QWidget):
             self._critical_timer.start()
         self.surfaceDrawn.emit(result)
 
-    def _steady_frame(self, request, result) -> tuple[tuple[float, float], tuple[float, float]]:
+    def _steady_frame(self, key, result) -> tuple[tuple[float, float], tuple[float, float]]:
         """Colour levels and 3-D height box that only grow while one function is explored.
 
         Refitting both to every new grid would hide what a parameter does (a steeper bowl
@@ -595,7 +1002,6 @@ class SurfacePanel(QWidget):
         window stay the same they widen as needed and stay put otherwise. A new function,
         window or spacing, or a surface that shrank to under a tenth of the frame, refits.
         """
-        key = (request.text, request.x_range, request.y_range, request.level_spacing)
         levels = tuple(result.levels)
         # The robust colour levels also bound the 3-D box: a few huge values (exp(1000 x))
         # are cut at its lid instead of squashing everything else flat.
@@ -615,11 +1021,12 @@ class SurfacePanel(QWidget):
             self.status.emit(f"Could not compute the surface: {failure.message}")
 
     def _submit_critical(self) -> None:
-        if self.settings.critical_points and self.result is not None:
+        if self.settings.critical_points and self.result is not None and self.landscape is None \
+                and self.settings.source == "function":
             self.critical_runner.submit(self.settings.request())
 
     def _on_critical(self, job: JobResult) -> None:
-        if job.request != self.settings.request():
+        if job.request != self.settings.request() or self.landscape is not None:
             return  # settings moved on since the search started
         self._show_critical(job.value)
         self.criticalPointsDrawn.emit(job.value)
@@ -676,14 +1083,30 @@ class SurfacePanel(QWidget):
             self._on_click(p.x, p.y)
 
     def _submit_probe(self, x: float, y: float) -> None:
+        if self.landscape is not None:
+            self._probe_landscape(x, y)
+            return
         if self.result is None:
             return
         self.probe_runner.submit(ProbeRequest(self.settings.text, tuple(sorted(self.settings.params.items())),
                                               float(x), float(y)))
 
+    def _probe_landscape(self, x: float, y: float) -> None:
+        """Read the nearest node of the landscape's grid (the map's own numbers)."""
+        r = self.landscape.result
+        i = int(np.abs(r.x - x).argmin())
+        j = int(np.abs(r.y - y).argmin())
+        loss, accuracy = float(r.loss[j, i]), float(r.accuracy[j, i])
+        self.readout.setText(
+            f"(a, b)   = ({r.x[i]:.4f}, {r.y[j]:.4f})  nearest node\n"
+            f"loss     = {_fmt(loss)}\n"
+            f"accuracy = {_fmt(100 * accuracy)}%")
+        self.contour.set_cursor(float(r.x[i]), float(r.y[j]),
+                                f"loss = {_fmt(loss)}\naccuracy = {_fmt(100 * accuracy)}%")
+
     def _on_probe(self, job: JobResult) -> None:
         info = job.value
-        if job.request.text != self.settings.text:
+        if job.request.text != self.settings.text or self.landscape is not None:
             return
         fx, fy = info.gradient
         h = np.asarray(info.hessian, dtype=float)
