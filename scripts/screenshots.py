@@ -63,6 +63,19 @@ def main() -> int:
     window_image(window).save(str(path))
     print(f"wrote {path}")
 
+    # A real loss landscape (Li et al. 2018): the digits network on the PCA plane of its
+    # training path, the path and the trained weights marked.
+    from app.panels.surface import LandscapeSettings
+
+    panel.set_landscape(LandscapeSettings(directions="pca"))
+    wait_for(panel.landscapeDrawn, 120000)
+    settle(app, 800)
+    path = OUT / "landscape.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+    panel.set_preset("himmelblau")
+    wait_for(panel.surfaceDrawn)
+
     # The descent lab on the saddle-laden Himmelblau: six optimizers from one start near
     # the maximum go to different minima; the frame shows the race half-way.
     descent = window.descent
@@ -115,6 +128,30 @@ def main() -> int:
     att.select_token(3)
     settle(app, 800)
     path = OUT / "attention.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+
+    # The LSH store: 60 points in 2-D with K = 3 bits and L = 2 tables, a query shown; then
+    # the sample corpus of MiniLM token embeddings with a typed query.
+    store = window.lsh
+    window.tabs.setCurrentWidget(store)
+    store.set_mode("points")
+    store.set_bits(3)
+    store.set_tables(2)
+    store.set_probes(1)
+    store.add_random_points(60)
+    store.query_point(0.55, 0.35)
+    settle(app, 800)
+    path = OUT / "lsh_points.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+    store.set_mode("minilm")
+    store.load_corpus()
+    wait_for(store.corpusLoaded, 60000)
+    store.query_text("A kitten naps by the fireplace.")
+    wait_for(store.queried, 60000)
+    settle(app, 800)
+    path = OUT / "lsh_minilm.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
     window.close()

@@ -283,6 +283,7 @@ class SurfacePanel(QWidget):
         self.expression = None
         self._param_sliders: dict[str, QLabeledDoubleSlider] = {}
         self._pinned: tuple[float, float] | None = None
+        self._pinned_source = "function"  # what the pinned read-out was read from
         self._frame_key = None
         self.frame_levels: tuple[float, float] | None = None  # colour levels on screen
         self._frame_z: tuple[float, float] | None = None
@@ -811,6 +812,8 @@ class SurfacePanel(QWidget):
             f"{len(r.plane.y)} digits. Plane {DIRECTION_NAMES.get(r.request.directions)}, "
             f"span ±{r.span:.3g}; the plane holds {100 * r.path_captured:.0f}% of the path's "
             f"distance to θ*{explained}.")
+        if self._pinned is not None and self._pinned_source != "landscape":
+            self.unpin_probe()  # a read-out pinned on a typed function means nothing here
         self.status.emit(f"Real landscape: {metric} on a {view.grid.z.shape[1]}×{view.grid.z.shape[0]} "
                          f"grid in {job.seconds:.2f} s")
         self.landscapeDrawn.emit(view)
@@ -1065,6 +1068,7 @@ class SurfacePanel(QWidget):
 
     def _on_click(self, x: float, y: float) -> None:
         self._pinned = (x, y)
+        self._pinned_source = "landscape" if self.landscape is not None else "function"
         self._submit_probe(x, y)
 
     def unpin_probe(self) -> None:
