@@ -71,6 +71,7 @@ _LOW = (1 << 32) - 1  # where[t, s, 1] packs at | off << 32
 _MAX_POOL = 2**31 - 1  # pool offsets and slots are int32
 _CHUNK = 1024  # deletes handled per pass (their cache lines fit in L2)
 _HASH_ROWS = 4096  # vectors hashed per matrix product (the projections fit in cache)
+_FEW_ROWS = 8  # up to this many vectors are hashed by a compiled loop, not by BLAS
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
 _WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -231,6 +232,20 @@ def _pack_keys(proj, n_tables, n_bits):
             for b in range(n_bits):
                 key |= np.int64(proj[i, base + b] > 0.0) << b
             out[i, t] = key
+    return out
+
+
+@njit(fastmath=True, **_JIT)
+def _project(unit, planes):
+    """unit @ planes.T in float64 for a few rows: a BLAS call on a tiny product costs more
+    in waking its threads than the arithmetic."""
+    out = np.empty((unit.shape[0], planes.shape[0]))
+    for i in range(unit.shape[0]):
+        for h in range(planes.shape[0]):
+            acc = 0.0
+            for j in range(planes.shape[1]):
+                acc += planes[h, j] * unit[i, j]
+            out[i, h] = acc
     return out
 
 
@@ -801,6 +816,12 @@ class LSHIndex:
 
     def _take_slots(self, m: int) -> np.ndarray:
         """m free slots (reused ones first), after :meth:`_reserve`."""
+        if m == 1:
+            if self._n_free:
+                self._n_free -= 1
+                return self._free[self._n_free:self._n_free + 1].copy()
+            self._top += 1
+            return np.array([self._top - 1], np.int64)
         reused = min(m, self._n_free)
         slots = np.empty(m, np.int64)
         slots[:reused] = self._free[self._n_free - reused:self._n_free][::-1]
@@ -867,10 +888,14 @@ class LSHIndex:
 
     def _hash(self, unit: np.ndarray) -> np.ndarray:
         """Projections (m, L*K) on the hyperplanes, in float64 (signs and margins)."""
+        if unit.shape[0] <= _FEW_ROWS:
+            return _project(unit, self._planes)
         return unit.astype(np.float64) @ self._planes.T
 
     def _keys(self, unit: np.ndarray) -> np.ndarray:
         """Bucket keys (m, L), hashed a block of rows at a time."""
+        if unit.shape[0] <= _FEW_ROWS:
+            return _pack_keys(self._hash(unit), self._L, self._K)
         keys = np.empty((unit.shape[0], self._L), np.int64)
         for lo in range(0, unit.shape[0], _HASH_ROWS):
             rows = slice(lo, lo + _HASH_ROWS)
@@ -927,7 +952,9 @@ class LSHIndex:
 
         Returns the number of vectors removed (duplicates in ``ids`` count once).
         """
-        ids = np.unique(self._as_ids(ids))
+        ids = self._as_ids(ids)
+        if ids.size > 1:
+            ids = np.unique(ids)
         if ids.size == 0:
             return 0
         slots = _lookup(self._idkeys, self._idvals, self._idshift, ids)
@@ -943,11 +970,11 @@ class LSHIndex:
     def _unlink_ids(self, ids: np.ndarray) -> None:
         """Delete present, distinct ids; big batches split the tables between threads."""
         slots = _release_ids(ids, self._slot_ids, self._idkeys, self._idvals, self._idshift)
-        workers = min(_WORKERS, self._L, ids.size // _DELETES_PER_WORKER)
-        bounds = np.linspace(0, self._L, max(workers, 1) + 1).astype(int)
+        workers = max(1, min(_WORKERS, self._L, ids.size // _DELETES_PER_WORKER))
+        bounds = [self._L * i // workers for i in range(workers + 1)]
         freed = _in_threads(lambda i: _unlink(slots, bounds[i], bounds[i + 1], self._where,
                                               self._pool, self._bmap, self._bcap, self._bused,
-                                              self._bshift), len(bounds) - 1)
+                                              self._bshift), workers)
         self._pstate[1] += sum(freed)
         self._free[self._n_free:self._n_free + slots.size] = slots
         self._n_free += slots.size
@@ -976,7 +1003,7 @@ class LSHIndex:
 
         m = unit.shape[0]
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
-        bounds = np.linspace(0, m, workers + 1).astype(int)
+        bounds = [m * i // workers for i in range(workers + 1)]
         parts = _in_threads(lambda i: search(slice(bounds[i], bounds[i + 1])), workers)
         ids, scores, counts = (np.concatenate(column) for column in zip(*parts))
         return ids, scores.astype(np.float64), counts
