@@ -12,6 +12,7 @@ import json
 import math
 import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
@@ -177,7 +178,6 @@ class LSHMachine(RuleBasedStateMachine):
         super().__init__()
         self.stored: dict[int, np.ndarray] = {}
         self.payloads: dict[int, dict | None] = {}
-        self.saves = 0
 
     @initialize(seed=st.integers(0, 5))
     def start(self, seed):
@@ -238,8 +238,6 @@ class LSHMachine(RuleBasedStateMachine):
 
     @rule(probe=vectors)
     def save_and_load_round_trip(self, probe):
-        import tempfile
-
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "index.npz")
             self.index.save(path)
