@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, qInstallMessageHandler
@@ -124,6 +125,43 @@ def render_descent(surface_settings, race_settings, out: Path, view: str, size: 
         lifecycle.dispose(surface)
 
 
+@contextmanager
+def _offscreen(panel, size: tuple[int, int], *runners):
+    """Show ``panel`` off screen at ``size``; yields the list the runners' failures fill.
+    On leaving, the panel's workers stop and the panel is deleted (never left to exit)."""
+    errors: list[str] = []
+    for runner in runners:
+        runner.failed.connect(lambda failure: errors.append(failure.message))
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    panel.resize(*size)
+    panel.show()
+    try:
+        yield errors
+    finally:
+        panel.shutdown()
+        jobs.shutdown_all()
+        lifecycle.dispose(panel)
+
+
+def _awaited(signals, errors: list[str], what: str) -> int | None:
+    """None once one of ``signals`` fired cleanly; else the exit status, said on stderr."""
+    if not _wait(signals, TIMEOUT_MS) or errors:
+        print(f"mlcalc: {errors[0] if errors else f'timed out {what}'}", file=sys.stderr)
+        return 2 if errors else 1
+    return None
+
+
+def _exported(app, panel, out: Path, view: str) -> Path | None:
+    """Let the views paint, then export; None (said on stderr) when the export is refused."""
+    for _ in range(5):
+        app.processEvents()
+    try:
+        return panel.export(out, view=view)
+    except ExportError as error:
+        print(f"mlcalc: {error}", file=sys.stderr)
+        return None
+
+
 def render_backprop(settings, out: Path, view: str, size: tuple[int, int], shown: str) -> int:
     """Build the backprop panel off screen, walk it to ``shown`` and export it.
 
@@ -134,37 +172,24 @@ def render_backprop(settings, out: Path, view: str, size: tuple[int, int], shown
 
     app = _application()
     panel = BackpropPanel(settings=settings)
-    errors: list[str] = []
-    panel.runner.failed.connect(lambda failure: errors.append(failure.message))
-    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    panel.resize(*size)
-    panel.show()
-    try:
+    with _offscreen(panel, size, panel.runner) as errors:
         if view in ("both", "surface", "contour"):
-            if not _wait([panel.lossSurfaceDrawn, panel.runner.failed], TIMEOUT_MS) or errors:
-                print(f"mlcalc: {errors[0] if errors else 'timed out computing the loss surface'}",
-                      file=sys.stderr)
-                return 2 if errors else 1
+            status = _awaited([panel.lossSurfaceDrawn, panel.runner.failed], errors,
+                              "computing the loss surface")
+            if status is not None:
+                return status
         if shown == "all":
             panel.show_all()
         elif shown == "forward":
             while panel.position < panel.forward_count:
                 panel.forward()
-        for _ in range(5):
-            app.processEvents()
-        try:
-            written = panel.export(out, view=view)
-        except ExportError as error:
-            print(f"mlcalc: {error}", file=sys.stderr)
+        written = _exported(app, panel, out, view)
+        if written is None:
             return 2
         r = panel.record
         print(f"loss {r.loss:.6g}; dead units: {', '.join(r.dead) or 'none'}")
         print(f"wrote {written}")
         return 0
-    finally:
-        panel.shutdown()
-        jobs.shutdown_all()
-        lifecycle.dispose(panel)
 
 
 def render_attention(settings, out: Path, view: str, size: tuple[int, int]) -> int:
@@ -173,40 +198,26 @@ def render_attention(settings, out: Path, view: str, size: tuple[int, int]) -> i
 
     app = _application()
     panel = AttentionPanel(settings=settings)
-    errors: list[str] = []
-    panel.runner.failed.connect(lambda failure: errors.append(failure.message))
-    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    panel.resize(*size)
-    panel.show()
-    try:
-        if not _wait([panel.encoded, panel.runner.failed], TIMEOUT_MS) or errors:
-            print(f"mlcalc: {errors[0] if errors else 'timed out running the model'}",
-                  file=sys.stderr)
-            return 2 if errors else 1
-        out_ = panel.result.output
-        L, H = out_.attentions.shape[:2]
+    with _offscreen(panel, size, panel.runner) as errors:
+        status = _awaited([panel.encoded, panel.runner.failed], errors, "running the model")
+        if status is not None:
+            return status
+        result = panel.result.output
+        L, H = result.attentions.shape[:2]
         if not (0 <= settings.layer < L and 0 <= settings.head < H):
             print(f"mlcalc: --layer must be 1..{L} and --head 1..{H}", file=sys.stderr)
             return 2
         panel.pick(settings.layer, settings.head)
-        for _ in range(5):
-            app.processEvents()
-        try:
-            written = panel.export(out, view=view)
-        except ExportError as error:
-            print(f"mlcalc: {error}", file=sys.stderr)
+        written = _exported(app, panel, out, view)
+        if written is None:
             return 2
         if panel.result.notice:
             print(f"mlcalc: {panel.result.notice}", file=sys.stderr)
         labels = panel.selection["labels"]
-        print(f"{out_.model_name}: {out_.num_tokens} tokens; top-{len(panel.top_tokens)}: "
+        print(f"{result.model_name}: {result.num_tokens} tokens; top-{len(panel.top_tokens)}: "
               + ", ".join(labels[i] for i in panel.top_tokens))
         print(f"wrote {written}")
         return 0
-    finally:
-        panel.shutdown()
-        jobs.shutdown_all()
-        lifecycle.dispose(panel)
 
 
 def render_landscape(settings, out: Path, view: str, size: tuple[int, int]) -> int:
@@ -215,29 +226,16 @@ def render_landscape(settings, out: Path, view: str, size: tuple[int, int]) -> i
 
     app = _application()
     panel = SurfacePanel(settings=settings)
-    errors: list[str] = []
-    panel.landscape_runner.failed.connect(lambda failure: errors.append(failure.message))
-    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    panel.resize(*size)
-    panel.show()
-    try:
-        if not _wait([panel.landscapeDrawn, panel.landscape_runner.failed], TIMEOUT_MS) or errors:
-            print(f"mlcalc: {errors[0] if errors else 'timed out computing the landscape'}",
-                  file=sys.stderr)
-            return 2 if errors else 1
-        for _ in range(5):  # let both views paint their final state
-            app.processEvents()
-        try:
-            written = panel.export(out, view=view)
-        except ExportError as error:
-            print(f"mlcalc: {error}", file=sys.stderr)
+    with _offscreen(panel, size, panel.landscape_runner) as errors:
+        status = _awaited([panel.landscapeDrawn, panel.landscape_runner.failed], errors,
+                          "computing the landscape")
+        if status is not None:
+            return status
+        written = _exported(app, panel, out, view)
+        if written is None:
             return 2
         r = panel.landscape.result
         print(f"trained weights: loss {r.centre_loss:.6g}, accuracy {100 * r.centre_accuracy:.2f}%; "
               f"{r.request.directions} plane, span {r.span:.3g}, {r.request.grid}x{r.request.grid} grid")
         print(f"wrote {written}")
         return 0
-    finally:
-        panel.shutdown()
-        jobs.shutdown_all()
-        lifecycle.dispose(panel)
