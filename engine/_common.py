@@ -147,3 +147,10 @@ def _robust_scale(values: np.ndarray) -> float:
     return spread if spread > 0 else 1.0
 
 
+def drain(steps):
+    """Run a progress generator (a job that yields fractions) to its end; return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value

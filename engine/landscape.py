@@ -62,6 +62,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from engine._common import drain
 from engine.datasets import Dataset, load_digits
 from engine.mlp import (
     ACTIVATIONS,
@@ -81,7 +82,7 @@ __all__ = [
     "TrainingSettings", "SMALL_BATCH", "LARGE_BATCH", "TrainedModel", "training_steps",
     "train_model", "digits_samples",
     "Directions", "normalize_direction", "random_directions", "pca_directions",
-    "project_path", "Plane",
+    "project_path", "Plane", "PlaneField",
     "LandscapeRequest", "LandscapeResult", "compute_landscape", "landscape",
     "InterpolationRequest", "InterpolationResult", "compute_interpolation", "interpolate",
 ]
@@ -116,15 +117,6 @@ def _one_blas_thread():
     if not _blas_controller:
         return contextlib.nullcontext()  # pragma: no cover
     return _blas_controller.limit(limits=1, user_api="blas")
-
-
-def _drain(steps: Iterator):
-    """Run a progress generator to its end and return its result."""
-    try:
-        while True:
-            next(steps)
-    except StopIteration as stop:
-        return stop.value
 
 
 def _scaled(steps: Iterator, lo: float, hi: float):
@@ -325,7 +317,7 @@ def training_steps(settings: TrainingSettings = SMALL_BATCH):
 
 def train_model(settings: TrainingSettings = SMALL_BATCH) -> TrainedModel:
     """The trained model of ``settings`` (cached; see :func:`training_steps`)."""
-    return _drain(training_steps(settings))
+    return drain(training_steps(settings))
 
 
 # -- directions ------------------------------------------------------------------------------
@@ -733,6 +725,41 @@ class Plane:
         return loss, gradient
 
 
+class PlaneField:
+    """The loss on a :class:`Plane` as a field f(a, b) that :func:`engine.optimizers.race`
+    can run the descent lab's optimizers on, restricted to the plane.
+
+    The gradient of f(a, b) = L(theta* + a d1 + b d2) is (<grad L, d1>, <grad L, d2>):
+    the full gradient projected onto the two directions (chain rule), one backward pass per
+    point. Both functions take arrays of one shape and give NaN where a point is not finite.
+    """
+
+    def __init__(self, plane: Plane) -> None:
+        self.plane = plane
+
+    @staticmethod
+    def _pairs(a, b) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        points = np.column_stack([a.ravel(), b.ravel()])
+        return points, np.isfinite(points).all(axis=1), a.shape
+
+    def evaluate(self, a, b) -> np.ndarray:
+        """f at the points (fast path of :meth:`Plane.evaluate`)."""
+        points, ok, shape = self._pairs(a, b)
+        out = np.full(len(points), np.nan)
+        if ok.any():
+            out[ok] = self.plane.evaluate(points[ok])[0]
+        return out.reshape(shape)
+
+    def gradient(self, a, b) -> tuple[np.ndarray, np.ndarray]:
+        """(df/da, df/db) at the points (:meth:`Plane.loss_and_gradient`)."""
+        points, ok, shape = self._pairs(a, b)
+        out = np.full((len(points), 2), np.nan)
+        if ok.any():
+            out[ok] = self.plane.loss_and_gradient(points[ok])[1]
+        return out[:, 0].reshape(shape), out[:, 1].reshape(shape)
+
+
 def _points(points) -> np.ndarray:
     points = np.ascontiguousarray(points, dtype=np.float64)
     if points.ndim == 1 and points.shape == (2,):
@@ -897,7 +924,7 @@ def compute_landscape(request: LandscapeRequest):
 
 def landscape(request: LandscapeRequest | None = None) -> LandscapeResult:
     """:func:`compute_landscape` run to its end (for scripts and tests)."""
-    return _drain(compute_landscape(request or LandscapeRequest()))
+    return drain(compute_landscape(request or LandscapeRequest()))
 
 
 # -- 1-D interpolation between two solutions -------------------------------------------------
@@ -1001,4 +1028,4 @@ def compute_interpolation(request: InterpolationRequest):
 
 def interpolate(request: InterpolationRequest | None = None) -> InterpolationResult:
     """:func:`compute_interpolation` run to its end."""
-    return _drain(compute_interpolation(request or InterpolationRequest()))
+    return drain(compute_interpolation(request or InterpolationRequest()))

@@ -38,7 +38,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from engine._common import _as_expression, _check_range, _param_values
+from engine._common import _as_expression, _check_range, _param_values, drain
 from engine._kernel import advance
 from engine.critical_points import critical_points, probe
 from engine.expressions import Expression
@@ -57,9 +57,11 @@ __all__ = [
     "basins",
     "compute_basins",
     "compute_race",
+    "compute_race_steps",
     "descend",
     "learning_rates",
     "race",
+    "race_steps",
 ]
 
 METHODS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -302,6 +304,50 @@ def _first_events(pos: np.ndarray, grads: np.ndarray, rows: int, options: _Optio
     return np.where(ok.all(axis=0), pos.shape[0], np.argmin(ok, axis=0))
 
 
+def _advance_field(gradient, theta, m, s, kind, b, kappa, a, rho, A, B, E, D, noise, l2, clip,
+                   bound, tol2, pos, grads, first) -> None:
+    """:func:`engine._kernel.advance` for a field whose gradient is a Python function.
+
+    The same arguments but ``gradient`` ((x, y) arrays -> (fx, fy)) in place of the
+    register program, and the same arithmetic, operation for operation, vectorised over
+    the rows: K NumPy steps, one gradient call each (for a network's plane a call is a
+    backward pass per row, which dwarfs the update).
+    """
+    K, R = pos.shape[0], kind.shape[0]
+    first[:] = K
+    a, b, rho, kappa = a[kind], b[kind], rho[kind], kappa[kind]
+    has_s = kappa != 0.0
+    for k in range(K):
+        x, y = theta[:R].copy(), theta[R:].copy()
+        with np.errstate(all="ignore"):
+            gx, gy = (np.array(g, dtype=np.float64).reshape(R) for g in gradient(x, y))
+            if l2 != 0.0:
+                gx += l2 * x
+                gy += l2 * y
+            pos[k, :R], pos[k, R:] = x, y
+            grads[k, :R], grads[k, R:] = gx, gy
+            ok = ((np.abs(x) <= bound) & (np.abs(y) <= bound) & np.isfinite(gx)
+                  & np.isfinite(gy) & (gx * gx + gy * gy >= tol2))
+            first[(first == K) & ~ok] = k
+            if noise.shape[0]:
+                gx += noise[k, 0]
+                gy += noise[k, 1]
+            if clip > 0.0:  # rescale to length clip when longer (seed 001)
+                scale = clip / _norm(gx, gy)
+                scale[scale >= 1.0] = 1.0  # NaN stays NaN
+                gx *= scale
+                gy *= scale
+            mx = m[:R] * a + gx * b
+            my = m[R:] * a + gy * b
+            sx, sy = s[:R].copy(), s[R:].copy()
+            sx[has_s] = sx[has_s] * rho[has_s] + (gx[has_s] * gx[has_s]) * kappa[has_s]
+            sy[has_s] = sy[has_s] * rho[has_s] + (gy[has_s] * gy[has_s]) * kappa[has_s]
+            m[:R], m[R:], s[:R], s[R:] = mx, my, sx, sy
+            Ak, Bk, Ek, Dk = A[k, kind], B[k, kind], E[k, kind], D[k, kind]
+            theta[:R] = x * Dk - (gx * Ak + mx * Bk) / (np.sqrt(sx) + Ek)
+            theta[R:] = y * Dk - (gy * Ak + my * Bk) / (np.sqrt(sy) + Ek)
+
+
 def _analyse(pos: np.ndarray, grads: np.ndarray, rows: int, evaluate, options: _Options,
              every_value: bool, first: np.ndarray):
     """Values, gradient norms and the first stopping event of each row in a chunk.
@@ -354,9 +400,12 @@ class _Run:
                  starts: np.ndarray, options: _Options, record: bool) -> None:
         self.options = options
         self.record = record
-        self.gradient = _gradient_function(expression, values)
-        self.program = expression.gradient_program(**values)
-        self.evaluate = lambda x, y: expression.evaluate(x, y, **values)
+        if isinstance(expression, Expression):
+            self.gradient = _gradient_function(expression, values)
+            self.program = expression.gradient_program(**values)
+            self.evaluate = lambda x, y: expression.evaluate(x, y, **values)
+        else:  # a field (see :func:`race`): its own gradient, stepped by the NumPy loop
+            self.gradient, self.evaluate, self.program = expression.gradient, expression.evaluate, None
         self.factors = learning_rates(1.0, options.steps, options.schedule, options.gamma,
                                       options.step_size)
         self.noise = None
@@ -420,6 +469,12 @@ class _Run:
         a, b, rho, kappa = (np.ascontiguousarray(c) for c in rows.kinds[:4])
         program = self.program
         first = np.empty(R, dtype=np.int64)
+        if program is None:
+            _advance_field(self.gradient, self.theta, self.moments[0], self.moments[1],
+                           rows.kind, b, kappa, a, rho, A, B, E, D, noise, 2.0 * o.l2,
+                           -1.0 if o.clip is None else o.clip, o.bound,
+                           o.grad_tol ** 2 if o.grad_tol > 0 else -1.0, pos, grads, first)
+            return pos, grads, first
         advance(program.code, program.registers, program.fx, program.fy, self.theta,
                 self.moments[0], self.moments[1], rows.kind, b, kappa, a, rho, A, B, E, D,
                 noise, 2.0 * o.l2, -1.0 if o.clip is None else o.clip, o.bound,
@@ -437,7 +492,7 @@ class _Run:
         f, norms, has, j, code = _analyse(pos, grads, R, self.evaluate, self.options,
                                           self.record, first)
         if self.record:
-            self.chunks.append((t0, self.ids, pos, f, norms))
+            self.chunks.append((t0, self.ids, pos, f, norms, grads))
         has &= ~self.stopped
         if has.any():
             stopped = np.flatnonzero(has)
@@ -485,11 +540,12 @@ class _Run:
             return max(at, 1)  # the start is always kept
         return at + 1
 
-    def history(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Points (k, 2), f and |grad| of row i from the recorded chunks."""
+    def history(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Points (k, 2), f, |grad| and the loss gradients (k, 2) of row i from the
+        recorded chunks."""
         need = self.kept(i)
-        points, values, norms = [], [], []
-        for t0, ids, pos, f, g in self.chunks:
+        points, values, norms, gradients = [], [], [], []
+        for t0, ids, pos, f, g, grads in self.chunks:
             if t0 >= need:
                 break
             col = int(np.searchsorted(ids, i))
@@ -500,7 +556,9 @@ class _Run:
             points.append(np.stack([pos[:take, col], pos[:take, R + col]], axis=1))
             values.append(f[:take, col])
             norms.append(g[:take, col])
-        return np.concatenate(points), np.concatenate(values), np.concatenate(norms)
+            gradients.append(np.stack([grads[:take, col], grads[:take, R + col]], axis=1))
+        return (np.concatenate(points), np.concatenate(values), np.concatenate(norms),
+                np.concatenate(gradients))
 
 
 # -- trajectories --------------------------------------------------------------------------
@@ -534,6 +592,9 @@ class Trajectory:
         The initial learning rate.
     constants : tuple of (str, float)
         The method's constants as used.
+    gradients : ndarray
+        (k + 1, 2) gradients of the minimised loss at the points, before noise and
+        clipping (what the optimizer read, and what ``grad_norms`` measures).
     """
 
     method: str
@@ -546,6 +607,7 @@ class Trajectory:
     message: str
     lr: float = 0.0
     constants: tuple[tuple[str, float], ...] = ()
+    gradients: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -613,16 +675,23 @@ def _setup(methods: Sequence[str], starts, lr, constants):
     return methods, np.tile(points, (len(methods), 1)), rows, used, rates
 
 
-def race(expression: Expression | str, methods: Sequence[str], starts, steps: int, lr,
+def race(expression, methods: Sequence[str], starts, steps: int, lr,
          constants: Mapping[str, Mapping[str, float]] | None = None, *, clip: float | None = None,
          l2: float = 0.0, schedule: str = "constant", gamma: float | None = None,
          step_size: int | None = None, noise: float = 0.0, seed: int = 0, grad_tol: float = 1e-8,
          bound: float = 1e6, params: Mapping[str, float] | None = None) -> list[Trajectory]:
     """Run several optimizers from several starts on f, all rows advanced together.
 
+    :func:`race_steps` with the progress ignored.
+
     Parameters
     ----------
-    expression : Expression or str
+    expression : Expression, str or field
+        A field is any object with ``evaluate(x, y)`` (f on arrays of one shape, NaN
+        where undefined) and ``gradient(x, y)`` ((fx, fy) on arrays of shape (R,)), for
+        a function that is not an expression, such as a network's loss on a plane of its
+        weights (:class:`engine.landscape.PlaneField`). It is stepped by a NumPy twin of
+        the compiled loop, and ``params`` is ignored.
     methods : sequence of str
         Names from :data:`METHODS`.
     starts : (x, y) or array_like of shape (S, 2)
@@ -655,17 +724,36 @@ def race(expression: Expression | str, methods: Sequence[str], starts, steps: in
     list of Trajectory
         Method-major: all starts of ``methods[0]``, then of ``methods[1]``, ...
     """
-    expression = _as_expression(expression)
+    return drain(race_steps(expression, methods, starts, steps, lr, constants, clip=clip, l2=l2,
+                             schedule=schedule, gamma=gamma, step_size=step_size, noise=noise,
+                             seed=seed, grad_tol=grad_tol, bound=bound, params=params))
+
+
+def race_steps(expression, methods: Sequence[str], starts, steps: int, lr,
+               constants: Mapping[str, Mapping[str, float]] | None = None, *,
+               clip: float | None = None, l2: float = 0.0, schedule: str = "constant",
+               gamma: float | None = None, step_size: int | None = None, noise: float = 0.0,
+               seed: int = 0, grad_tol: float = 1e-8, bound: float = 1e6,
+               params: Mapping[str, float] | None = None):
+    """Generator: :func:`race`, yielding the fraction of steps done after each chunk of
+    steps and returning the trajectories (for jobs with a progress bar)."""
+    if isinstance(expression, (Expression, str)):
+        expression = _as_expression(expression)
+        values = _param_values(expression, params)
+    elif callable(getattr(expression, "gradient", None)) and callable(getattr(expression, "evaluate", None)):
+        values = {}
+    else:
+        raise TypeError(f"race needs an expression, its text or a field with evaluate and "
+                        f"gradient, got {type(expression).__name__}")
     options = _Options(steps, clip, l2, schedule, gamma, step_size, noise, seed, grad_tol, bound)
     methods, points, rows, used, rates = _setup(methods, starts, lr, constants)
-    run = _Run(expression, _param_values(expression, params), rows, points, options, record=True)
-    for _ in run.steps():
-        pass
+    run = _Run(expression, values, rows, points, options, record=True)
+    yield from run.steps()
     out = []
     count = points.shape[0] // len(methods)
     for i in range(points.shape[0]):
         method = methods[i // count]
-        path, values, norms = run.history(i)
+        path, values, norms, gradients = run.history(i)
         code, at = int(run.code[i]), int(run.at[i])
         x, y = (float(v) for v in run.final[i])
         if code == _RUNNING:
@@ -675,7 +763,7 @@ def race(expression: Expression | str, methods: Sequence[str], starts, steps: in
             method, path, values, losses, norms, _STATUS[code],
             at if code in (_OUT_OF_BOUND, _OVERFLOW) else None,
             _message(code, at, options.steps, x, y, float(norms[-1]), options.bound),
-            rates[method], tuple(used[method].items())))
+            rates[method], tuple(used[method].items()), gradients))
     return out
 
 
@@ -839,11 +927,7 @@ def basins(expression: Expression | str, method: str, x_range: Sequence[float],
     options = _Options(steps, clip, l2, schedule, gamma, step_size, noise, seed, grad_tol, bound)
     generator = _basin_steps(expression, method, x_range, y_range, n, steps, lr, params,
                              constants, options)
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        return stop.value
+    return drain(generator)
 
 
 # -- snapshot requests for the GUI's job runner -----------------------------------------------
@@ -876,7 +960,9 @@ class RaceRequest(_RequestOptions):
 
     ``params`` holds (name, value) pairs, ``methods`` names, ``starts`` (x, y) pairs,
     ``constants`` (method, ((name, value), ...)) pairs and ``lrs`` optional (method, lr)
-    pairs overriding ``lr`` for some methods. The other fields are :func:`race`'s options.
+    pairs overriding ``lr`` for some methods. ``field``, when given, is raced instead of
+    ``text`` (see :func:`race`; ``text`` then only names it). The other fields are
+    :func:`race`'s options.
     """
 
     text: str
@@ -896,6 +982,7 @@ class RaceRequest(_RequestOptions):
     gamma: float | None = None
     step_size: int | None = None
     lrs: tuple[tuple[str, float], ...] = ()
+    field: object = None
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -913,13 +1000,19 @@ class RaceRequest(_RequestOptions):
 
 def compute_race(request: RaceRequest) -> list[Trajectory]:
     """The race a :class:`RaceRequest` describes (run on a worker thread)."""
+    return drain(compute_race_steps(request))
+
+
+def compute_race_steps(request: RaceRequest):
+    """Generator job: :func:`compute_race`, yielding the fraction of steps done."""
     rates = {m: request.lr for m in request.methods}
     rates.update(request.lrs)
     o = request.options()
-    return race(request.text, request.methods, request.starts, o.steps, rates,
-                {m: dict(c) for m, c in request.constants}, clip=o.clip, l2=o.l2,
-                schedule=o.schedule, gamma=o.gamma, step_size=o.step_size, noise=o.noise,
-                seed=o.seed, grad_tol=o.grad_tol, bound=o.bound, params=request.param_dict)
+    return (yield from race_steps(
+        request.text if request.field is None else request.field, request.methods,
+        request.starts, o.steps, rates, {m: dict(c) for m, c in request.constants}, clip=o.clip,
+        l2=o.l2, schedule=o.schedule, gamma=o.gamma, step_size=o.step_size, noise=o.noise,
+        seed=o.seed, grad_tol=o.grad_tol, bound=o.bound, params=request.param_dict))
 
 
 @dataclass(frozen=True)

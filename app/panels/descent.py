@@ -1,8 +1,12 @@
 """Gradient-descent lab: optimizers racing down the surface panel's function (seeds 001-003).
 
-The race is computed whole on a worker (``engine.optimizers.compute_race``), then played
-back: a timer moves a frame index along the precomputed trajectories and each tick draws
-the state at that index, so a slow paint skips frames instead of queueing them.
+The race is computed whole on a worker (``engine.optimizers.compute_race_steps``), then
+played back: a timer moves a frame index along the precomputed trajectories and each tick
+draws the state at that index, so a slow paint skips frames instead of queueing them.
+
+When the surface panel shows a real landscape, the same optimizers run restricted to its
+plane: f(a, b) is the network's loss at theta* + a d1 + b d2 and its gradient the full one
+projected onto d1 and d2 (``engine.landscape.PlaneField``), a backward pass per step.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import optimizers, surfaces
+from engine.landscape import PlaneField
 
 #: One colour per method (colour-blind-safe set), used in every view and the legend.
 COLORS = {
@@ -55,9 +60,9 @@ COLORS = {
 LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
           "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
 FPS = 30
-LANDSCAPE_MESSAGE = ("Optimizers on a real landscape are not available yet. The Loss surface tab "
-                     "shows the digits network's landscape; pick a preset or type a function "
-                     "there to race optimizers again.")
+BASINS_ON_LANDSCAPE = ("Basin maps need a typed function: on the network's plane every step of "
+                      "every start is a backward pass over the data (a 128 × 128 map would take "
+                      "hours). Race optimizers from clicked starts instead.")
 LR_RANGE = (-4.0, 0.5)  # log10 of the learning-rate slider's ends
 
 
@@ -88,6 +93,35 @@ def _lr_to_slider(lr: float) -> int:
     return int(round((math.log10(max(lr, 1e-12)) - lo) / (hi - lo) * 1000.0))
 
 
+@dataclass(frozen=True, eq=False)
+class LossMap:
+    """The loss over a landscape's plane, ready for the descent views (whatever metric the
+    surface panel colours by, the optimizers minimise the loss)."""
+
+    field: PlaneField
+    grid: object  # engine.surfaces.Grid
+    levels: tuple[float, float]
+    curves: list
+    description: str
+
+
+def compute_loss_map(view) -> LossMap:
+    """Job: the loss grid, its levels and level curves of a surface panel LandscapeView."""
+    result, job = view.result, view.request
+    if view.metric == "loss":
+        grid, curves = view.grid, view.curves
+    else:
+        grid = result.to_grid("loss")
+        curves = surfaces.level_curves(grid, surfaces.default_levels(grid, job.n_levels,
+                                                                    job.level_spacing))
+    request = result.request
+    description = (f"f(a, b) = loss of the digits network at θ* + a·d1 + b·d2 "
+                   f"({request.directions} directions, {result.plane.n} samples)\n"
+                   f"Optimizers step along (⟨∇L, d1⟩, ⟨∇L, d2⟩), the gradient projected onto "
+                   f"the plane: one backward pass per step. × marks the trained weights.")
+    return LossMap(PlaneField(result.plane), grid, grid.levels(), curves, description)
+
+
 @dataclass(frozen=True)
 class RaceResult:
     """The race and, for every point of every path, the gradient of f (for the arrows)."""
@@ -96,9 +130,15 @@ class RaceResult:
     gradients: list  # (k + 1, 2) arrays, one per trajectory
 
 
-def compute_race_with_gradients(request) -> RaceResult:
-    """Run the race, then evaluate grad f along every path (on the worker, vectorised)."""
-    trajectories = optimizers.compute_race(request)
+def compute_race_with_gradients(request):
+    """Generator job: run the race (progress fractions), then grad f along every path.
+
+    On a plane the gradients the optimizers read are kept (a second backward pass per point
+    would double the cost); they include the L2 term, which the arrows then show too.
+    """
+    trajectories = yield from optimizers.compute_race_steps(request)
+    if request.field is not None:
+        return RaceResult(list(trajectories), [t.gradients for t in trajectories])
     expression = surfaces.parse_cached(request.text)
     params = dict(request.params)
     gradients = []
@@ -128,6 +168,10 @@ class DescentPanel(QWidget):
         self.gradients: list = []
         self.runner.finished.connect(self._on_race)
         self.runner.failed.connect(self._on_race_failed)
+        self.loss_map: LossMap | None = None  # the landscape's loss, while one is shown
+        self.map_runner = JobRunner(compute_loss_map, "descent-map", self)
+        self.map_runner.finished.connect(self._on_loss_map)
+        self.map_runner.failed.connect(self._on_race_failed)
         self._timer = QTimer(self, interval=int(1000 / FPS))
         self._timer.timeout.connect(self._tick)
         self._rerun = QTimer(self, singleShot=True, interval=120)
@@ -316,6 +360,13 @@ class DescentPanel(QWidget):
         bar.addWidget(QLabel("speed"))
         bar.addWidget(self.speed_slider, 1)
         bar.addWidget(self.frame_label)
+        self.race_progress = QProgressBar()
+        self.race_progress.setRange(0, 100)
+        self.race_progress.setMaximumWidth(160)
+        self.race_progress.setFormat("racing %p%")
+        self.race_progress.setToolTip("On a network's plane each step is a backward pass")
+        self.race_progress.setVisible(False)
+        bar.addWidget(self.race_progress)
 
         self.view3d = create_surface_view()
         self.view3d.setMinimumSize(280, 240)
@@ -353,6 +404,15 @@ class DescentPanel(QWidget):
                                                pen=pg.mkPen("k", width=1.2))
         self.start_marker.setZValue(17)
         self.contour.plot.addItem(self.start_marker)
+        self.trained_marker = pg.ScatterPlotItem(symbol="x", size=15, brush=pg.mkBrush("k"),
+                                                 pen=pg.mkPen("w", width=1))
+        self.trained_marker.setZValue(17)
+        self.trained_marker.setToolTip("θ*, the trained weights (a = b = 0)")
+        self.trained_marker.setVisible(False)
+        self.contour.plot.addItem(self.trained_marker)
+        self.runner.progress.connect(lambda _id, f: self.race_progress.setValue(int(100 * f)))
+        self.runner.busyChanged.connect(
+            lambda busy: self.race_progress.setVisible(busy and self.on_landscape))
 
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setLogMode(y=True)
@@ -390,14 +450,6 @@ class DescentPanel(QWidget):
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.setContentsMargins(0, 0, 0, 0)
-        self.unavailable = QLabel(LANDSCAPE_MESSAGE)
-        self.unavailable.setObjectName("landscapeUnavailable")
-        self.unavailable.setWordWrap(True)
-        self.unavailable.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 8px; "
-                                       "border: 1px solid #e0c36c; font-weight: bold; }")
-        self.unavailable.setVisible(False)
-        self._bar_buttons = (self.play_button, self.step_button, self.reset_button)
-        rcol.addWidget(self.unavailable)
         rcol.addLayout(bar)
         rcol.addWidget(right_split, 1)
 
@@ -412,32 +464,38 @@ class DescentPanel(QWidget):
     # -- public API --------------------------------------------------------------------
     def set_start(self, x: float, y: float) -> None:
         """Start every optimizer at (x, y) and race again."""
+        self._put_start(x, y)
+        self.run(autoplay=True)
+
+    def _put_start(self, x: float, y: float) -> None:
         self.settings = replace(self.settings, start=(float(x), float(y)))
         for spin, value in ((self.start_x, x), (self.start_y, y)):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
         self._show_start()
-        self.run(autoplay=True)
 
     @property
     def on_landscape(self) -> bool:
-        """True while the surface panel shows a real landscape (no race possible there)."""
+        """True while the surface panel shows a real landscape (the race runs on its plane)."""
         return getattr(self, "_landscape", False)
 
     def run(self, autoplay: bool = False) -> None:
         """Compute the race for the current settings on the worker."""
-        if self.on_landscape:
-            self.status.emit(LANDSCAPE_MESSAGE)
-            return
+        if self.on_landscape and self.loss_map is None:
+            return  # the loss map is on its way; it starts the race
         surface = self.surface_panel.settings
         s = self.settings
         methods = tuple(m for m in optimizers.METHODS if m in s.methods)
         if not methods:
             self._clear_race()
             return
+        if self.on_landscape:
+            text, params, field = "landscape", (), self.loss_map.field
+        else:
+            text, params, field = surface.text, tuple(sorted(surface.params.items())), None
         request = optimizers.RaceRequest(
-            text=surface.text, params=tuple(sorted(surface.params.items())), methods=methods,
+            text=text, params=params, field=field, methods=methods,
             starts=(tuple(s.start),), steps=int(s.steps), lr=float(s.lr),
             constants=tuple((m, tuple(sorted(c.items()))) for m, c in sorted(s.constants.items())),
             clip=s.clip, l2=float(s.l2), schedule=s.schedule, noise=float(s.noise), seed=int(s.seed),
@@ -452,7 +510,7 @@ class DescentPanel(QWidget):
             self._basin_done("Basin map cancelled.")
             return
         if self.on_landscape:
-            self.status.emit(LANDSCAPE_MESSAGE)
+            self.status.emit(BASINS_ON_LANDSCAPE)
             return
         surface = self.surface_panel.settings
         s = self.settings
@@ -544,35 +602,66 @@ class DescentPanel(QWidget):
     def shutdown(self) -> None:
         self._timer.stop()
         self.runner.shutdown()
+        self.map_runner.shutdown()
         self.basin_runner.shutdown()
 
     # -- handlers ----------------------------------------------------------------------
-    def _on_landscape(self, _view) -> None:
-        """The surface panel shows a real landscape: say that no race runs on it (yet)."""
+    def _on_landscape(self, view) -> None:
+        """The surface panel shows a real landscape: race on its plane once its loss map is in."""
+        if self.loss_map is not None and view.result.plane is self.loss_map.field.plane \
+                and view.metric == "loss":
+            return  # the same plane (only the colouring changed): keep the race
         self._landscape = True
         self._rerun.stop()
         self.runner.cancel()
         if self.basin_runner.busy:
             self.basin_runner.cancel()
             self._basin_done("")
-        self._clear_race()
         self.basins = None
         self.basin_image.setVisible(False)
-        self.unavailable.setVisible(True)
-        self._controls.setEnabled(False)
-        for button in self._bar_buttons:
-            button.setEnabled(False)
-        self.function_label.setText("Real landscape of the digits network\n"
-                                    "(optimizers on it are not available yet)")
+        self.basin_button.setEnabled(False)
+        self.basin_button.setToolTip(BASINS_ON_LANDSCAPE)
+        if self.loss_map is None or view.result.plane is not self.loss_map.field.plane:
+            self._clear_race()
+            self.loss_map = None
+            self.function_label.setText("Real landscape of the digits network (loading its loss…)")
+        self.map_runner.submit(view)
         self._surface_key = None  # the next function races again, even the same one
+
+    def _on_loss_map(self, job: JobResult) -> None:
+        if not self.on_landscape:
+            return
+        fresh = self.loss_map is None or job.value.field.plane is not self.loss_map.field.plane
+        self.loss_map = loss_map = job.value
+        grid = loss_map.grid
+        self.function_label.setText(loss_map.description)
+        self.contour.set_labels("a (along d1)", "b (along d2)", "loss")
+        self.contour.set_field(grid.x, grid.y, grid.z, loss_map.levels)
+        self.contour.set_level_curves(loss_map.curves, loss_map.levels)
+        self.view3d.setSurface(grid.x, grid.y, grid.z, loss_map.levels, loss_map.levels)
+        self.view3d.setWireframe(False)
+        self.trained_marker.setData([0.0], [0.0])
+        self.trained_marker.setVisible(True)
+        if not fresh:
+            return
+        span = float(grid.x[-1])
+        x, y = self.settings.start
+        if not (abs(x) <= span and abs(y) <= span):  # a start off the map would mislead
+            self._put_start(-0.6 * span, 0.5 * span)
+        if self.isVisible():
+            self._rerun.start()
+        else:
+            self._stale = True  # race when the tab is shown: each step is a backward pass
 
     def _on_surface(self, result) -> None:
         if getattr(self, "_landscape", False):
             self._landscape = False
-            self.unavailable.setVisible(False)
-            self._controls.setEnabled(True)
-            for button in self._bar_buttons:
-                button.setEnabled(True)
+            self.loss_map = None
+            self.map_runner.cancel()
+            self.trained_marker.setVisible(False)
+            self.basin_button.setEnabled(True)
+            self.basin_button.setToolTip("")
+            self.contour.set_labels("x", "y", "f(x, y)")
         grid = result.grid
         self.function_label.setText(f"f(x, y) = {result.expression.text}\n(change it in the Loss surface tab)")
         if not grid.finite:

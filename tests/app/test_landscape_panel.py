@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from app.panels.descent import LANDSCAPE_MESSAGE, DescentPanel
+from app.panels.descent import DescentPanel
 from app.panels.surface import (
     LANDSCAPE_KEY,
     LandscapeSettings,
@@ -131,20 +131,51 @@ def test_back_to_a_preset_and_exports(panel, qtbot, tmp_path):
     assert "∂f/∂x" in panel.formulas.text()
 
 
-def test_descent_tab_says_optimizers_are_not_available_on_a_landscape(panel, qtbot):
+def test_descent_tab_races_optimizers_restricted_to_the_landscapes_plane(panel, qtbot):
     descent = DescentPanel(panel)
     qtbot.addWidget(descent)
+    descent.resize(1200, 800)
+    descent.show()
     try:
-        _show_small(panel, qtbot)
-        assert descent.on_landscape and not descent.unavailable.isHidden()
-        assert descent.unavailable.text() == LANDSCAPE_MESSAGE
-        assert "not available yet" in LANDSCAPE_MESSAGE
-        with qtbot.assertNotEmitted(descent.runner.busyChanged, wait=100):
-            descent.run()  # refused with the message, nothing raced
-        assert descent.trajectories == []
+        for method, check in descent.method_checks.items():
+            check.setChecked(method in ("sgd", "adam"))
+        descent.steps_spin.setValue(40)
+        view = _show_small(panel, qtbot)
+        assert descent.on_landscape
+        qtbot.waitUntil(lambda: descent.loss_map is not None, timeout=20000)
+        span = float(view.result.x[-1])
+        x0, y0 = descent.settings.start
+        assert abs(x0) <= span and abs(y0) <= span  # the start was moved onto the map
+        assert "projected" in descent.function_label.text()
+        np.testing.assert_array_equal(descent.contour.image.image, view.result.to_grid("loss").z)
+        progress = []
+        descent.runner.progress.connect(lambda _id, f: progress.append(f))
+        with qtbot.waitSignal(descent.raceComputed, timeout=60000) as race:
+            descent.set_start(0.4 * span, -0.3 * span)
+        sgd, adam = race.args[0]
+        assert (sgd.method, adam.method) == ("sgd", "adam")
+        assert progress and all(0 < f <= 1 for f in progress)
+        # The engine's path: SGD on f(a, b) with the gradient projected on d1 and d2.
+        plane = view.result.plane
+        p = np.array([0.4 * span, -0.3 * span])
+        for k in range(3):
+            g = plane.loss_and_gradient(p[None, :])[1][0]
+            p = p - descent.settings.lr * g
+            np.testing.assert_allclose(sgd.points[k + 1], p, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(sgd.values, plane.evaluate(sgd.points)[0], rtol=1e-12)
+        assert sgd.values[-1] < sgd.values[0]
+        assert descent.table.rowCount() == 2 and descent.table.item(0, 0).text() == "SGD"
+        assert not descent.basin_button.isEnabled()
+        with qtbot.waitSignal(descent.status) as said:
+            descent.toggle_basins()
+        assert "typed function" in said.args[0]
         with qtbot.waitSignal(panel.surfaceDrawn, timeout=20000):
             panel.set_preset("saddle")
-        assert not descent.on_landscape and descent.unavailable.isHidden()
+        assert not descent.on_landscape and descent.loss_map is None
+        assert descent.basin_button.isEnabled()
+        with qtbot.waitSignal(descent.raceComputed, timeout=20000) as race:
+            descent.set_start(1.0, 0.5)
+        assert race.args[0][0].gradients.shape[1] == 2
     finally:
         descent.shutdown()
 

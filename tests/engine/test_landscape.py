@@ -222,6 +222,29 @@ def test_projected_gradient_equals_finite_differences_of_the_grid_function(model
     assert np.linalg.norm(gradient[1]) > 1e-3  # away from theta* the slope is not flat
 
 
+def test_optimizers_restricted_to_the_plane_follow_its_projected_gradient(model):
+    from engine.optimizers import race
+
+    result = LS.landscape(LS.LandscapeRequest(grid=3, samples=400, seed=1))
+    field = LS.PlaneField(result.plane)
+    start, lr, steps = (-0.6, 0.5), 0.05, 12
+    out = race(field, ["sgd", "adam"], [start], steps, lr, grad_tol=0.0)
+    sgd, adam = out
+    # SGD by hand on the plane: (a, b) <- (a, b) - lr (<grad L, d1>, <grad L, d2>).
+    p = np.array(start)
+    for k in range(steps):
+        g = result.plane.loss_and_gradient(p[None, :])[1][0]
+        assert np.allclose(sgd.gradients[k], g, rtol=1e-12, atol=0)
+        p = p - lr * g
+        assert np.allclose(sgd.points[k + 1], p, rtol=1e-12, atol=1e-14)
+    assert np.allclose(sgd.values, result.plane.evaluate(sgd.points)[0], rtol=1e-12)
+    assert sgd.values[-1] < sgd.values[0] and adam.values[-1] < adam.values[0]
+    # The field is NaN where a point is not finite (the race stops there), never an error.
+    assert np.isnan(field.evaluate(np.array([np.nan, 0.0]), np.array([0.0, 0.0]))[0])
+    gx, gy = field.gradient(np.array([[np.inf]]), np.array([[0.0]]))
+    assert gx.shape == (1, 1) and np.isnan(gx[0, 0]) and np.isnan(gy[0, 0])
+
+
 # -- 1-D interpolation -----------------------------------------------------------------------
 
 def test_interpolation_endpoints_equal_the_two_models():

@@ -408,6 +408,63 @@ def test_the_compiled_race_matches_the_textbook_loop_of_every_method(options):
                                    err_msg=trajectory.method)
 
 
+class _HimmelblauField:
+    """Himmelblau as a field (not an expression): its hand-written gradient, so that
+    :func:`race` steps it with the NumPy twin of the compiled loop."""
+
+    calls = 0
+
+    def evaluate(self, x, y):
+        return (x * x + y - 11) ** 2 + (x + y * y - 7) ** 2
+
+    def gradient(self, x, y):
+        self.calls += 1
+        a, b = x * x + y - 11, x + y * y - 7
+        return 4 * x * a + 2 * b, 2 * a + 4 * y * b
+
+
+@pytest.mark.parametrize("options", [{}, {"l2": 0.05}, {"clip": 5.0}, {"noise": 0.5}])
+def test_a_field_race_matches_the_textbook_loop_and_the_compiled_race(options):
+    starts = [(0.5, 0.5), (-1.0, 2.0), (4.0, -4.0)]
+    steps, lr = 300, 0.002
+    noise = None
+    if "noise" in options:
+        noise = options["noise"] * np.random.default_rng(7).standard_normal((steps, 2))
+    field = _HimmelblauField()
+    trajectories = race(field, METHODS, starts, steps, lr, grad_tol=0.0, seed=7, **options)
+    compiled = race(HIMMELBLAU, METHODS, starts, steps, lr, grad_tol=0.0, seed=7, **options)
+    assert field.calls == steps + 1  # one call per step for all 21 rows, and the last point
+    for trajectory, twin in zip(trajectories, compiled):
+        reference = _reference_race(
+            trajectory.method, trajectory.points[0], steps, lr, l2=options.get("l2", 0.0),
+            clip=options.get("clip"), noise=noise)
+        np.testing.assert_allclose(trajectory.points, reference, rtol=1e-9, atol=1e-12,
+                                   err_msg=trajectory.method)
+        np.testing.assert_allclose(trajectory.points, twin.points, rtol=1e-12, atol=1e-13)
+        assert trajectory.status == twin.status
+        np.testing.assert_allclose(trajectory.values, twin.values, rtol=1e-12, atol=1e-12)
+        # The recorded gradients are the loss's at the points, as the optimizer read them.
+        x, y = trajectory.points.T
+        gx, gy = field.gradient(x, y)
+        l2 = options.get("l2", 0.0)
+        np.testing.assert_allclose(trajectory.gradients, np.column_stack([gx, gy])
+                                   + 2 * l2 * trajectory.points, rtol=1e-12, atol=1e-12)
+        assert np.allclose(np.hypot(*trajectory.gradients.T), trajectory.grad_norms)
+
+
+def test_a_field_race_stops_where_the_field_is_undefined_or_diverges():
+    class Hole(_HimmelblauField):
+        def evaluate(self, x, y):
+            return np.where(x > 3.5, np.nan, super().evaluate(x, y))
+
+    out = race(Hole(), ["sgd"], [(3.2, -1.8)], 200, 0.002)[0]  # towards (3.58, -1.85)
+    assert out.status == "undefined" and (out.points[:, 0] <= 3.5).all() and out.steps > 1
+    out = race(_HimmelblauField(), ["sgd"], [(4.0, -4.0)], 50, 1.0)[0]
+    assert out.status == "diverged" and np.isfinite(out.points).all()
+    with pytest.raises(TypeError, match="field"):
+        race(object(), ["sgd"], [(0.0, 0.0)], 5, 0.1)
+
+
 def test_learning_rate_schedules():
     lr = 0.1
     assert learning_rates(lr, 3) == pytest.approx([0.1, 0.1, 0.1])
