@@ -73,6 +73,26 @@ def main() -> int:
     path = OUT / "landscape.png"
     window_image(window).save(str(path))
     print(f"wrote {path}")
+
+    # Optimizers restricted to that plane: SGD, momentum and Adam from the start of the
+    # training path, each step a backward pass over the 1 797 digits.
+    descent = window.descent
+    window.tabs.setCurrentWidget(descent)
+    for method, check in descent.method_checks.items():
+        check.setChecked(method in ("sgd", "momentum", "adam"))
+    descent.lr_slider.setValue(_lr_to_slider(0.3))
+    descent.steps_spin.setValue(300)
+    loop_until(app, lambda: descent.loss_map is not None, 60000)
+    start = panel.landscape.result.path[0]
+    descent.set_start(float(start[0]), float(start[1]))
+    wait_for(descent.raceComputed, 120000)
+    descent.pause()
+    descent.show_frame(descent._last_frame())
+    settle(app, 800)
+    path = OUT / "descent_landscape.png"
+    window_image(window).save(str(path))
+    print(f"wrote {path}")
+    window.tabs.setCurrentWidget(panel)
     panel.set_preset("himmelblau")
     wait_for(panel.surfaceDrawn)
 

@@ -636,6 +636,7 @@ class DescentPanel(QWidget):
         grid = loss_map.grid
         self.function_label.setText(loss_map.description)
         self.contour.set_labels("a (along d1)", "b (along d2)", "loss")
+        self.view3d.setAxisLabels("a", "b", "loss")
         self.contour.set_field(grid.x, grid.y, grid.z, loss_map.levels)
         self.contour.set_level_curves(loss_map.curves, loss_map.levels)
         self.view3d.setSurface(grid.x, grid.y, grid.z, loss_map.levels, loss_map.levels)
@@ -662,6 +663,7 @@ class DescentPanel(QWidget):
             self.basin_button.setEnabled(True)
             self.basin_button.setToolTip("")
             self.contour.set_labels("x", "y", "f(x, y)")
+            self.view3d.setAxisLabels()
         grid = result.grid
         self.function_label.setText(f"f(x, y) = {result.expression.text}\n(change it in the Loss surface tab)")
         if not grid.finite:
