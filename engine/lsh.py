@@ -16,16 +16,22 @@ flipped bits costs the sum of the squared distances of the query to their hyperp
 perturbation sets in increasing cost). The union of the visited buckets is re-ranked exactly
 by cosine similarity; ties go to the smaller id, so results depend only on the contents.
 
-Storage is array-based and compiled with Numba. Per table, an open-addressing hash map
-(linear probing, backward-shift deletion) sends a bucket key to a block of a shared pool that
-lists the bucket's slots, and every slot records where it sits in each table: a delete swaps
-the block's last slot into its place (O(1) per table, no search), an insert appends (a full
-block moves and doubles: amortised O(1)), an update is both; freed slots are reused. Batches
-are processed table by table so that one table's map and blocks stay in cache, and big
-batches of deletes or queries are split across threads (the kernels release the GIL).
-Vectors are kept as float32 unit vectors plus their norms and hashed in float64. A mutation
-must not run alongside any other call on the same index: serialise access (the app's single
-worker does).
+Each vector also keeps its sketch, all L*K signs packed in 64-bit words. The number of
+differing bits between two sketches estimates their angle (each bit differs with probability
+theta/pi, Charikar's estimator), so a query can re-rank exactly only the ``shortlist``
+candidates nearest in Hamming distance, and with ``scan=True`` take every stored vector as a
+candidate: a popcount scan over all sketches instead of bucket probing, the better choice
+when the probed buckets would hold a large share of the store anyway.
+
+Storage is array-based and compiled with Numba (:mod:`engine._lsh_kernels`). Per table, an
+open-addressing hash map sends a bucket key to a block of a shared pool that lists the
+bucket's slots, and every slot records where it sits in each table: a delete swaps the
+block's last slot into its place (O(1) per table, no search), an insert appends (amortised
+O(1)); freed slots are reused. Big batches of deletes or queries are split across threads
+(the kernels release the GIL). Vectors are kept as float32 unit vectors plus their norms;
+signs are computed in float32 and, within float32 rounding of zero, in float64, so every
+bit is the float64 sign. A mutation must not run alongside any other call on the same
+index: serialise access (the app's single worker does).
 
 :meth:`LSHIndex.save` writes an ``.npz`` (arrays plus a JSON header, no pickle) atomically;
 :meth:`LSHIndex.load` validates everything before it builds a new index, so a bad file raises
@@ -45,7 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+
+from engine import _lsh_kernels as kernels
 
 __all__ = [
     "FORMAT",
@@ -64,16 +71,12 @@ __all__ = [
 FORMAT = "mlcalc-lsh-index"
 FORMAT_VERSION = 1
 MAX_BITS = 62  # a bucket key is a non-negative int64, and 2^K still fits one
+MAX_SKETCH_BITS = 65534  # Hamming distances (and one "far" value) are uint16
 _ARRAYS = ("header", "vectors", "norms", "hyperplanes")
 
-_EMPTY = -1  # a free cell of a hash map; ids and bucket keys are never negative
-_LOW = (1 << 32) - 1  # where[t, s, 1] packs at | off << 32
 _MAX_POOL = 2**31 - 1  # pool offsets and slots are int32
-_CHUNK = 1024  # deletes handled per pass (their cache lines fit in L2)
 _HASH_ROWS = 4096  # vectors hashed per matrix product (the projections fit in cache)
 _FEW_ROWS = 8  # up to this many vectors are hashed by a compiled loop, not by BLAS
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
-_JIT = {"cache": True, "nogil": True, "boundscheck": False}
 _WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
 _ROWS_PER_WORKER = 32  # batch queries split across threads from 2 x 32 rows on
@@ -151,471 +154,6 @@ def _hyperplanes(dim: int, n_tables: int, n_bits: int, seed: int) -> np.ndarray:
     |h . q| the distance of a unit query to the hyperplane (the multi-probe cost)."""
     planes = np.random.default_rng(seed).standard_normal((n_tables * n_bits, dim))
     return planes / np.linalg.norm(planes, axis=1, keepdims=True)
-
-
-# -- compiled hash maps and bucket blocks ---------------------------------------------------
-#
-# Per table t, a bucket is a block of the pool: its size at pool[off - 1], then its slots
-# pool[off : off + size] (room for 2^bcap[t, c] of them). The map cell bmap[t, c] = (key, off)
-# finds it; where[t, s] = (key, at | off << 32) says where slot s sits, so a delete goes
-# straight to the block (no map lookup unless the bucket empties) and swaps the block's last
-# slot into the hole. A full block moves to the end of the pool at twice its room; the pool
-# is compacted when it runs out. A deleted slot (slot_ids -1) goes on a free list and is
-# reused by the next insert.
-
-@njit(inline="always", **_JIT)
-def _home(key, shift):
-    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(shift))
-
-
-@njit(inline="always", **_JIT)
-def _find(keys, key, shift):
-    """Cell of ``key``, or -1 - (the free cell where it would go)."""
-    mask = keys.size - 1
-    i = _home(key, shift)
-    while True:
-        k = keys[i]
-        if k == key:
-            return i
-        if k == _EMPTY:
-            return -1 - i
-        i = (i + 1) & mask
-
-
-@njit(inline="always", **_JIT)
-def _next_in_run(keys, i, j, shift):
-    """Next cell after j whose entry may move back into the hole at i, or -1 at the run's
-    end (backward-shift deletion: no tombstones)."""
-    mask = keys.size - 1
-    while True:
-        j = (j + 1) & mask
-        k = keys[j]
-        if k == _EMPTY:
-            return -1
-        if ((j - _home(k, shift)) & mask) >= ((j - i) & mask):
-            return j
-
-
-@njit(inline="always", **_JIT)
-def _id_delete(idkeys, idvals, i, shift):
-    j = _next_in_run(idkeys, i, i, shift)
-    while j >= 0:
-        idkeys[i] = idkeys[j]
-        idvals[i] = idvals[j]
-        i = j
-        j = _next_in_run(idkeys, i, i, shift)
-    idkeys[i] = _EMPTY
-
-
-@njit(inline="always", **_JIT)
-def _bucket_delete(t, i, bmap, bcap, shift):
-    keys = bmap[t, :, 0]
-    j = _next_in_run(keys, i, i, shift)
-    while j >= 0:
-        bmap[t, i, 0] = bmap[t, j, 0]
-        bmap[t, i, 1] = bmap[t, j, 1]
-        bcap[t, i] = bcap[t, j]
-        i = j
-        j = _next_in_run(keys, i, i, shift)
-    bmap[t, i, 0] = _EMPTY
-
-
-@njit(**_JIT)
-def _pack_keys(proj, n_tables, n_bits):
-    """Bucket keys (m, L): bit b of table t is set where proj[:, t*K + b] > 0."""
-    m = proj.shape[0]
-    out = np.empty((m, n_tables), np.int64)
-    for i in range(m):
-        for t in range(n_tables):
-            key = np.int64(0)
-            base = t * n_bits
-            for b in range(n_bits):
-                key |= np.int64(proj[i, base + b] > 0.0) << b
-            out[i, t] = key
-    return out
-
-
-@njit(fastmath=True, **_JIT)
-def _project(unit, planes):
-    """unit @ planes.T in float64 for a few rows: a BLAS call on a tiny product costs more
-    in waking its threads than the arithmetic."""
-    out = np.empty((unit.shape[0], planes.shape[0]))
-    for i in range(unit.shape[0]):
-        for h in range(planes.shape[0]):
-            acc = 0.0
-            for j in range(planes.shape[1]):
-                acc += planes[h, j] * unit[i, j]
-            out[i, h] = acc
-    return out
-
-
-@njit(**_JIT)
-def _normalize(x):
-    """(float32 unit rows, float32 norms, status, row) of float64 rows rounded to float32;
-    status 1: a component is not finite in float32, 2: a zero row."""
-    m, d = x.shape
-    unit = np.empty((m, d), np.float32)
-    norms = np.empty(m, np.float32)
-    for i in range(m):
-        acc = 0.0
-        for j in range(d):
-            v = np.float64(np.float32(x[i, j]))
-            if not np.isfinite(v):
-                return unit, norms, 1, i
-            acc += v * v
-        if acc == 0.0:
-            return unit, norms, 2, i
-        r = math.sqrt(acc)
-        for j in range(d):
-            unit[i, j] = np.float32(np.float64(np.float32(x[i, j])) / r)
-        norms[i] = np.float32(r)
-    return unit, norms, 0, -1
-
-
-@njit(**_JIT)
-def _lookup(idkeys, idvals, idshift, ids):
-    out = np.empty(ids.size, np.int64)
-    for i in range(ids.size):
-        cell = _find(idkeys, ids[i], idshift)
-        out[i] = idvals[cell] if cell >= 0 else -1
-    return out
-
-
-@njit(**_JIT)
-def _claim_ids(ids, slots, slot_ids, idkeys, idvals, idshift):
-    """Enter the new ids (absent, with room in the id map) at their slots."""
-    for i in range(ids.size):
-        cell = -1 - _find(idkeys, ids[i], idshift)
-        idkeys[cell] = ids[i]
-        idvals[cell] = slots[i]
-        slot_ids[slots[i]] = ids[i]
-
-
-@njit(**_JIT)
-def _link_tables(new_keys, slots, t0, i0, where, pool, pstate, bmap, bcap, bused, bshift):
-    """Put slots[i] into their buckets, table by table (one table's map and blocks stay
-    in cache), from vector i0 of table t0 on.
-
-    Stops where a bucket map would pass 70% full (pstate[2] = -1) or the pool lacks room
-    (pstate[2] = entries wanted) and returns the (table, vector) to resume from; returns
-    (L, 0) when done. pstate = [pool top, garbage, room wanted].
-    """
-    n_tables = where.shape[0]
-    limit = bmap.shape[1] * 7 // 10
-    start = i0
-    for t in range(t0, n_tables):
-        for i in range(start, new_keys.shape[0]):
-            key = new_keys[i, t]
-            cell = _find(bmap[t, :, 0], key, bshift)
-            if cell < 0:
-                if bused[t] >= limit:
-                    pstate[2] = -1
-                    return t, i
-                if pstate[0] + 2 > pool.size:
-                    pstate[2] = 2
-                    return t, i
-                cell = -1 - cell
-                top = pstate[0]
-                pool[top] = 0
-                bmap[t, cell, 0] = key
-                bmap[t, cell, 1] = top + 1
-                bcap[t, cell] = 0
-                pstate[0] += 2
-                bused[t] += 1
-            off = bmap[t, cell, 1]
-            size = np.int64(pool[off - 1])
-            if size == np.int64(1) << bcap[t, cell]:  # move the full block, doubled, to the top
-                if pstate[0] + 2 * size + 1 > pool.size:
-                    pstate[2] = 2 * size + 1
-                    return t, i
-                new = pstate[0] + 1
-                pool[new - 1] = size
-                for j in range(size):
-                    moved = pool[off + j]
-                    pool[new + j] = moved
-                    where[t, moved, 1] = (new + j) | (new << 32)
-                off = new
-                bmap[t, cell, 1] = new
-                bcap[t, cell] += 1
-                pstate[0] += 2 * size + 1
-                pstate[1] += size + 1
-            s = slots[i]
-            where[t, s, 0] = key
-            where[t, s, 1] = (off + size) | (off << 32)
-            pool[off + size] = s
-            pool[off - 1] = size + 1
-        start = 0
-    return n_tables, 0
-
-
-@njit(**_JIT)
-def _release_ids(ids, slot_ids, idkeys, idvals, idshift):
-    """Take present, distinct ids out of the id map; returns their slots (now free)."""
-    slots = np.empty(ids.size, np.int64)
-    for i in range(ids.size):
-        cell = _find(idkeys, ids[i], idshift)
-        slots[i] = idvals[cell]
-        _id_delete(idkeys, idvals, cell, idshift)
-        slot_ids[slots[i]] = -1
-    return slots
-
-
-@njit(**_JIT)
-def _unlink(slots, t0, t1, where, pool, bmap, bcap, bused, bshift):
-    """Swap-remove the slots from their bucket blocks in tables t0 <= t < t1 (threads may
-    work on disjoint table ranges); returns the pool entries freed."""
-    m = slots.size
-    emptied = np.empty(m, np.int64)
-    warm = 0
-    garbage = 0
-    for t in range(t0, t1):
-        n_emptied = 0
-        for lo in range(0, m, _CHUNK):
-            hi = min(m, lo + _CHUNK)
-            # Pass 1 only reads: its loads are independent, so they overlap in the CPU and
-            # leave the chunk's cache lines warm for pass 2.
-            for i in range(lo, hi):
-                off = where[t, slots[i], 1] >> 32
-                warm += where[t, pool[off + pool[off - 1] - 1], 1]
-            for i in range(lo, hi):  # pass 2
-                s = slots[i]
-                at, off = where[t, s, 1] & _LOW, where[t, s, 1] >> 32
-                last = off + pool[off - 1] - 1
-                if at != last:
-                    moved = pool[last]
-                    pool[at] = moved
-                    where[t, moved, 1] = at | (off << 32)
-                pool[off - 1] -= 1
-                if last == off:
-                    emptied[n_emptied] = where[t, s, 0]
-                    n_emptied += 1
-        for i in range(n_emptied):
-            cell = _find(bmap[t, :, 0], emptied[i], bshift)
-            garbage += (np.int64(1) << bcap[t, cell]) + 1
-            _bucket_delete(t, cell, bmap, bcap, bshift)
-            bused[t] -= 1
-    return garbage + np.int64(warm < 0)  # always + 0, but keeps the warm-up loads alive
-
-
-@njit(**_JIT)
-def _refill_ids(slot_ids, top, idkeys, idvals, idshift):
-    for s in range(top):
-        if slot_ids[s] >= 0:
-            cell = -1 - _find(idkeys, slot_ids[s], idshift)
-            idkeys[cell] = slot_ids[s]
-            idvals[cell] = s
-
-
-@njit(**_JIT)
-def _rehash(bmap, bcap, new_map, new_cap, new_shift):
-    """Copy every table's bucket map into larger arrays (the blocks stay where they are)."""
-    for t in range(bmap.shape[0]):
-        for c in range(bmap.shape[1]):
-            key = bmap[t, c, 0]
-            if key != _EMPTY:
-                d = -1 - _find(new_map[t, :, 0], key, new_shift)
-                new_map[t, d, 0] = key
-                new_map[t, d, 1] = bmap[t, c, 1]
-                new_cap[t, d] = bcap[t, c]
-
-
-@njit(**_JIT)
-def _compact(pool, new_pool, where, bmap, bcap):
-    """Copy the live blocks into ``new_pool`` back to back, each with room for the smallest
-    power of 2 that holds it; returns the new pool top."""
-    top = 0
-    for t in range(bmap.shape[0]):
-        for c in range(bmap.shape[1]):
-            if bmap[t, c, 0] == _EMPTY:
-                continue
-            off = bmap[t, c, 1]
-            size = np.int64(pool[off - 1])
-            log2 = 0
-            while (np.int64(1) << log2) < size:
-                log2 += 1
-            new = top + 1
-            new_pool[top] = size
-            for j in range(size):
-                s = pool[off + j]
-                new_pool[new + j] = s
-                where[t, s, 1] = (new + j) | (new << 32)
-            bmap[t, c, 1] = new
-            bcap[t, c] = log2
-            top = new + (np.int64(1) << log2)
-    return top
-
-
-@njit(inline="always", **_JIT)
-def _probe_table(row, base, n_bits, probes, out, z, order, pool_cost, pool_mask, pool_top):
-    """Fill ``out`` (1 + probes keys, -1 past the 2^K - 1 flips) for the table whose
-    projections are row[base : base + K].
-
-    out[0] is the query's bucket; then flip sets in increasing sum of squared margins,
-    generated by Lv et al.'s shift/expand rule over the bits sorted by margin.
-    """
-    key = np.int64(0)
-    for b in range(n_bits):
-        v = row[base + b]
-        if v > 0.0:
-            key |= np.int64(1) << b
-        z[b] = v * v
-    out[0] = key
-    for p in range(1, probes + 1):
-        out[p] = -1
-    if probes == 0:
-        return
-    for b in range(n_bits):  # insertion sort of the bits by margin (K <= 62)
-        j = b
-        while j > 0 and z[order[j - 1]] > z[b]:
-            order[j] = order[j - 1]
-            j -= 1
-        order[j] = b
-    pool_cost[0] = z[order[0]]
-    pool_mask[0] = np.int64(1) << order[0]
-    pool_top[0] = 0
-    size = 1
-    for p in range(probes):
-        if size == 0:
-            break
-        best = 0
-        for c in range(1, size):
-            if pool_cost[c] < pool_cost[best]:
-                best = c
-        cost, mask, top = pool_cost[best], pool_mask[best], pool_top[best]
-        size -= 1
-        pool_cost[best] = pool_cost[size]
-        pool_mask[best] = pool_mask[size]
-        pool_top[best] = pool_top[size]
-        out[1 + p] = key ^ mask
-        if top + 1 < n_bits:
-            old_bit = np.int64(1) << order[top]
-            new_bit = np.int64(1) << order[top + 1]
-            zn = z[order[top + 1]]
-            pool_cost[size] = cost - z[order[top]] + zn  # shift: replace the top bit
-            pool_mask[size] = (mask ^ old_bit) | new_bit
-            pool_top[size] = top + 1
-            pool_cost[size + 1] = cost + zn  # expand: add the next bit
-            pool_mask[size + 1] = mask | new_bit
-            pool_top[size + 1] = top + 1
-            size += 2
-
-
-@njit(**_JIT)
-def _probe_keys(row, n_tables, n_bits, probes):
-    """Keys each table visits, (L, 1 + probes): see :func:`_probe_table`."""
-    out = np.empty((n_tables, 1 + probes), np.int64)
-    z, order = np.empty(n_bits), np.empty(n_bits, np.int64)
-    pool_cost = np.empty(probes + 2)
-    pool_mask, pool_top = np.empty(probes + 2, np.int64), np.empty(probes + 2, np.int64)
-    for t in range(n_tables):
-        _probe_table(row, t * n_bits, n_bits, probes, out[t], z, order, pool_cost, pool_mask,
-                     pool_top)
-    return out
-
-
-@njit(fastmath=True, **_JIT)
-def _dot(a, b):
-    acc = np.float32(0.0)
-    for i in range(a.shape[0]):
-        acc += a[i] * b[i]
-    return acc
-
-
-@njit(**_JIT)
-def _search(proj, queries, n_tables, n_bits, probes, k, n, slot_ids, unit, pool, bmap,
-            bshift):
-    """Top-k (score desc, id asc) among each query's candidates, and the candidate counts."""
-    m = queries.shape[0]
-    out_ids = np.full((m, k), -1, np.int64)
-    out_scores = np.full((m, k), np.nan, np.float32)
-    counts = np.zeros(m, np.int64)
-    seen = np.zeros(n, np.uint8)
-    cand = np.empty(n, np.int64)
-    best_s = np.empty(k, np.float32)
-    best_i = np.empty(k, np.int64)
-    probe = np.empty((n_tables, 1 + probes), np.int64)
-    blocks = np.empty(n_tables * (1 + probes), np.int64)
-    z, order = np.empty(n_bits), np.empty(n_bits, np.int64)
-    pool_cost = np.empty(probes + 2)
-    pool_mask, pool_top = np.empty(probes + 2, np.int64), np.empty(probes + 2, np.int64)
-    for qi in range(m):
-        for t in range(n_tables):
-            _probe_table(proj[qi], t * n_bits, n_bits, probes, probe[t], z, order, pool_cost,
-                         pool_mask, pool_top)
-        nb = 0  # look all buckets up first: independent loads overlap in the CPU
-        for t in range(n_tables):
-            for p in range(1 + probes):
-                key = probe[t, p]
-                if key < 0:
-                    break
-                cell = _find(bmap[t, :, 0], key, bshift)
-                if cell >= 0:
-                    blocks[nb] = bmap[t, cell, 1]
-                    nb += 1
-        nc = 0
-        for b in range(nb):
-            off = blocks[b]
-            for j in range(off, off + pool[off - 1]):
-                s = pool[j]
-                if seen[s] == 0:
-                    seen[s] = 1
-                    cand[nc] = s
-                    nc += 1
-        counts[qi] = nc
-        if nc * 8 > n:  # many candidates: score them in storage order (prefetch-friendly)
-            nc = 0
-            for s in range(n):
-                if seen[s]:
-                    cand[nc] = s
-                    nc += 1
-        q = queries[qi]
-        filled = 0
-        for c in range(nc):
-            s = cand[c]
-            seen[s] = 0
-            score = _dot(q, unit[s])
-            ident = slot_ids[s]
-            if filled == k:
-                worst = best_s[k - 1]
-                if score < worst or (score == worst and ident > best_i[k - 1]):
-                    continue
-                j = k - 1
-            else:
-                j = filled
-                filled += 1
-            while j > 0 and (best_s[j - 1] < score
-                             or (best_s[j - 1] == score and best_i[j - 1] > ident)):
-                best_s[j] = best_s[j - 1]
-                best_i[j] = best_i[j - 1]
-                j -= 1
-            best_s[j] = score
-            best_i[j] = ident
-        out_ids[qi, :filled] = best_i[:filled]
-        out_scores[qi, :filled] = best_s[:filled]
-    return out_ids, out_scores, counts
-
-
-@njit(**_JIT)
-def _bucket_members(t, key, slot_ids, pool, bmap, bshift):
-    cell = _find(bmap[t, :, 0], key, bshift)
-    if cell < 0:
-        return np.empty(0, np.int64)
-    off = bmap[t, cell, 1]
-    out = np.empty(pool[off - 1], np.int64)
-    for j in range(out.size):
-        out[j] = slot_ids[pool[off + j]]
-    return out
-
-
-@njit(**_JIT)
-def _bucket_sizes(t, pool, bmap, bused):
-    out = np.empty(bused[t], np.int64)
-    j = 0
-    for cell in range(bmap.shape[1]):
-        if bmap[t, cell, 0] != _EMPTY:
-            out[j] = pool[bmap[t, cell, 1] - 1]
-            j += 1
-    return out
 
 
 def _in_threads(work, count: int) -> list:
@@ -741,8 +279,14 @@ class LSHIndex:
     def _setup(self, planes: np.ndarray, n_tables: int, n_bits: int, seed: int) -> None:
         self._planes = np.ascontiguousarray(planes, dtype=np.float64)
         self._planes.flags.writeable = False
+        self._planes32 = self._planes.astype(np.float32)
         self._dim = planes.shape[1]
+        # Worst-case error of a float32 projection of two unit vectors (float32 rounding of
+        # the plane, then of each of dim products and sums), doubled: beyond it the float32
+        # sign is the float64 sign.
+        self._sign_bound = (self._dim + 2) * 2.0**-23
         self._L, self._K, self._seed = n_tables, n_bits, seed
+        self._words = (n_tables * n_bits + 63) // 64  # uint64 words per sketch
         self._n = 0  # live vectors
         self._top = 0  # slots ever used; the free ones below it are on the free list
         self._n_free = 0
@@ -751,15 +295,18 @@ class LSHIndex:
         self._unit = np.empty((0, self._dim), np.float32)
         self._norms = np.empty(0, np.float32)
         self._slot_ids = np.empty(0, np.int64)
+        self._sketch = np.empty((self._words, 0), np.uint64)
+        self._rows = np.empty((0, self._words), np.uint64)
         self._free = np.empty(0, np.int64)
         self._where = np.empty((L, 0, 2), np.int64)
         self._pool = np.empty(0, np.int32)
         self._pstate = np.zeros(3, np.int64)  # pool top, garbage, room wanted
         self._allocate_slots(16)
         self._allocate_ids(32)
-        self._bmap = np.full((L, 16, 2), _EMPTY, np.int64)
+        self._bmap = np.full((L, 16, 2), kernels.EMPTY, np.int64)
         self._bcap = np.zeros((L, 16), np.int8)
-        self._bused = np.zeros(L, np.int64)
+        self._bused = np.zeros(L, np.int64)  # non-empty buckets per table
+        self._bcells = np.zeros(L, np.int64)  # occupied map cells (empty buckets kept too)
         self._bshift = 64 - 4
 
     # -- allocation ------------------------------------------------------------------------
@@ -769,27 +316,35 @@ class LSHIndex:
         unit = np.empty((cap, self._dim), np.float32)
         norms = np.empty(cap, np.float32)
         slot_ids = np.empty(cap, np.int64)
+        sketch = np.empty((self._words, cap), np.uint64)  # word-major: scans read rows
+        rows = np.empty((cap, self._words), np.uint64)  # slot-major: one line per candidate
         where = np.empty((L, cap, 2), np.int64)  # per table: (bucket key, place in the pool)
         unit[:n], norms[:n], slot_ids[:n] = self._unit[:n], self._norms[:n], self._slot_ids[:n]
+        sketch[:, :n], rows[:n] = self._sketch[:, :n], self._rows[:n]
         where[:, :n] = self._where[:, :n]
         free = np.empty(cap, np.int64)
         free[:self._n_free] = self._free[:self._n_free]
         self._unit, self._norms, self._slot_ids = unit, norms, slot_ids
-        self._where, self._free = where, free
+        self._sketch, self._rows, self._where, self._free = sketch, rows, where, free
 
     def _allocate_ids(self, cap: int) -> None:
-        self._idkeys = np.full(cap, _EMPTY, np.int64)
+        self._idkeys = np.full(cap, kernels.EMPTY, np.int64)
         self._idvals = np.empty(cap, np.int64)
         self._idshift = 64 - (cap.bit_length() - 1)
-        _refill_ids(self._slot_ids, self._top, self._idkeys, self._idvals, self._idshift)
+        kernels.refill_ids(self._slot_ids, self._top, self._idkeys, self._idvals,
+                           self._idshift)
 
     def _grow_buckets(self) -> None:
-        """Double every table's bucket map (kept at most 70% full)."""
-        cap = 2 * self._bmap.shape[1]
-        bmap = np.full((self._L, cap, 2), _EMPTY, np.int64)
+        """Rebuild the bucket maps (kept at most 70% full) without their empty buckets, at
+        twice the size or more unless dropping those leaves the fullest under 35%."""
+        cap = self._bmap.shape[1]
+        while 20 * int(self._bused.max()) >= 7 * cap:
+            cap *= 2
+        bmap = np.full((self._L, cap, 2), kernels.EMPTY, np.int64)
         bcap = np.zeros((self._L, cap), np.int8)
         shift = 64 - (cap.bit_length() - 1)
-        _rehash(self._bmap, self._bcap, bmap, bcap, shift)
+        self._pstate[1] += kernels.rehash(self._bmap, self._bcap, self._pool, bmap, bcap, shift,
+                                          self._bcells)
         self._bmap, self._bcap, self._bshift = bmap, bcap, shift
 
     def _grow_pool(self, extra: int) -> None:
@@ -797,7 +352,8 @@ class LSHIndex:
         top, garbage = int(self._pstate[0]), int(self._pstate[1])
         size = min(max(1024, 3 * (top - garbage + extra) // 2), _MAX_POOL)
         pool = np.empty(size, np.int32)
-        self._pstate[0] = _compact(self._pool, pool, self._where, self._bmap, self._bcap)
+        self._pstate[0] = kernels.compact(self._pool, pool, self._where, self._bmap,
+                                          self._bcap)
         self._pstate[1] = 0
         self._pool = pool
 
@@ -807,8 +363,8 @@ class LSHIndex:
         if 2 * need * self._L > _MAX_POOL:  # checked before anything changes
             raise ValueError(f"too many vectors: L x n must stay below {_MAX_POOL // 2}")
         slots = self._top + max(0, m - self._n_free)
-        if slots > self._unit.shape[0]:
-            self._allocate_slots(max(slots, 2 * self._unit.shape[0]))
+        if slots > self._unit.shape[0]:  # an eighth spare, as Python lists: steady inserts
+            self._allocate_slots(max(slots + slots // 8, 2 * self._unit.shape[0]))
         if 2 * need > self._idkeys.size:
             self._allocate_ids(_pow2_at_least(3 * need))
         if self._pool.size - self._pstate[0] < m * self._L:  # room for the batch, give or take
@@ -831,22 +387,27 @@ class LSHIndex:
         return slots
 
     def _link(self, ids: np.ndarray, unit: np.ndarray, norms: np.ndarray,
-              keys: np.ndarray) -> None:
+              keys: np.ndarray, words: np.ndarray) -> None:
         """Insert new ids (absent from the index, room reserved)."""
         slots = self._take_slots(ids.size)
-        self._unit[slots] = unit
-        self._norms[slots] = norms
-        _claim_ids(ids, slots, self._slot_ids, self._idkeys, self._idvals, self._idshift)
-        t, i = 0, 0
+        kernels.store_rows(ids, slots, unit, norms, words, self._unit, self._norms,
+                           self._sketch, self._rows, self._slot_ids, self._idkeys,
+                           self._idvals, self._idshift)
+        self._link_tables(keys, slots, 0)
+        self._n += ids.size
+
+    def _link_tables(self, keys: np.ndarray, slots: np.ndarray, t: int) -> None:
+        """Enter stored slots in their buckets from table t on, making room as needed."""
+        i = 0
         while t < self._L:
-            t, i = _link_tables(keys, slots, t, i, self._where, self._pool, self._pstate,
-                                self._bmap, self._bcap, self._bused, self._bshift)
+            t, i = kernels.link_tables(keys, slots, t, i, self._where, self._pool,
+                                       self._pstate, self._bmap, self._bcap, self._bused,
+                                       self._bcells, self._bshift)
             if t < self._L:
                 if self._pstate[2] < 0:
                     self._grow_buckets()
                 else:
-                    self._grow_pool(int(self._pstate[2]) + (self._L - t) * (ids.size - i))
-        self._n += ids.size
+                    self._grow_pool(int(self._pstate[2]) + (self._L - t) * (slots.size - i))
 
     # -- input checks ----------------------------------------------------------------------
 
@@ -879,7 +440,7 @@ class LSHIndex:
                              f"{np.shape(vectors)}")
         if m is not None and x.shape[0] != m:
             raise ValueError(f"{m} ids but {x.shape[0]} vectors")
-        unit, norms, status, row = _normalize(np.ascontiguousarray(x, dtype=np.float64))
+        unit, norms, status, row = kernels.normalize(np.ascontiguousarray(x, dtype=np.float64))
         if status == 1:
             raise ValueError(f"vector {row} is not finite (or beyond float32 range)")
         if status == 2:
@@ -887,20 +448,39 @@ class LSHIndex:
         return unit, norms
 
     def _hash(self, unit: np.ndarray) -> np.ndarray:
-        """Projections (m, L*K) on the hyperplanes, in float64 (signs and margins)."""
+        """Projections (m, L*K) on the hyperplanes in float64: the margins of probing."""
         if unit.shape[0] <= _FEW_ROWS:
-            return _project(unit, self._planes)
+            return kernels.project64(unit, self._planes)
         return unit.astype(np.float64) @ self._planes.T
 
-    def _keys(self, unit: np.ndarray) -> np.ndarray:
-        """Bucket keys (m, L), hashed a block of rows at a time."""
+    def _project32(self, unit: np.ndarray) -> np.ndarray:
+        """float32 projections (m, L*K): a compiled loop for a few rows, BLAS for more."""
         if unit.shape[0] <= _FEW_ROWS:
-            return _pack_keys(self._hash(unit), self._L, self._K)
+            return kernels.project32(unit, self._planes32)
+        return unit @ self._planes32.T
+
+    def _signs(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket keys (m, L), sketches (m, W)) from float32 projections, a block of rows
+        at a time; the float64 signs, as :func:`kernels.signs` re-checks those near zero."""
         keys = np.empty((unit.shape[0], self._L), np.int64)
+        words = np.empty((unit.shape[0], self._words), np.uint64)
         for lo in range(0, unit.shape[0], _HASH_ROWS):
             rows = slice(lo, lo + _HASH_ROWS)
-            keys[rows] = _pack_keys(self._hash(unit[rows]), self._L, self._K)
-        return keys
+            keys[rows], words[rows] = kernels.signs(self._project32(unit[rows]), unit[rows],
+                                                    self._planes, self._sign_bound, self._L,
+                                                    self._K)
+        return keys, words
+
+    def _query_hashes(self, unit: np.ndarray, probes: int):
+        """(keys, sketches, margins) of queries. Probing orders bits by their margins, in
+        float64 as documented (refining only the bits it reads was tried: a float32
+        projection plus that refinement cost as much); without probes, only signs."""
+        if probes:
+            margins = self._hash(unit)
+            keys, words = kernels.signs(margins, unit, self._planes, -1.0, self._L, self._K)
+            return keys, words, margins
+        keys, words = self._signs(unit)
+        return keys, words, np.empty((unit.shape[0], 0))
 
     # -- mutation --------------------------------------------------------------------------
 
@@ -911,6 +491,8 @@ class LSHIndex:
         ``payloads`` None, one dict (with one id) or a sequence of dicts or None. If an id
         appears twice in one call, the last occurrence wins. Nothing changes on an error.
         """
+        if payloads is None and self._add_one(ids, vectors):
+            return
         single = np.ndim(ids) == 0
         ids = self._as_ids(ids)
         unit, norms = self._as_units(vectors, ids.size)
@@ -930,14 +512,15 @@ class LSHIndex:
                 ids, unit, norms = ids[keep], unit[keep], norms[keep]
                 if payloads is not None:
                     payloads = [payloads[i] for i in keep]
-        keys = self._keys(unit)
-        present = _lookup(self._idkeys, self._idvals, self._idshift, ids) >= 0
+        keys, words = self._signs(unit)
+        present = kernels.lookup(self._idkeys, self._idvals, self._idshift, ids) >= 0
         self._reserve(ids.size)  # may refuse: before anything changes
-        if present.any():
+        updated = present.any()
+        if updated:
             self._unlink_ids(ids[present])
-        self._link(ids, unit, norms, keys)
+        self._link(ids, unit, norms, keys, words)
         if payloads is None:
-            if self._payloads and present.any():
+            if self._payloads and updated:
                 for i in ids[present].tolist():
                     self._payloads.pop(i, None)
         else:
@@ -946,6 +529,29 @@ class LSHIndex:
                     self._payloads.pop(i, None)
                 else:
                     self._payloads[i] = p
+
+    def _add_one(self, ident, vector) -> bool:
+        """The one-call path of :meth:`add` for one new id given as an int and one float
+        vector as an array; False (nothing changed) leaves it to the general path."""
+        if (type(ident) is not int or not 0 <= ident < 2**63 or type(vector) is not np.ndarray
+                or vector.shape != (self._dim,) or vector.dtype not in (np.float32, np.float64)):
+            return False
+        status, slot, table, keys = kernels.insert_one(
+            ident, np.ascontiguousarray(vector, dtype=np.float64), self._planes32, self._planes,
+            self._sign_bound, self._K, self._n, self._top, self._n_free, _MAX_POOL, self._free,
+            self._unit, self._norms, self._sketch, self._rows, self._slot_ids, self._idkeys,
+            self._idvals, self._idshift, self._where, self._pool, self._pstate, self._bmap,
+            self._bcap, self._bused, self._bcells, self._bshift)
+        if status:
+            return False
+        if slot == self._top:
+            self._top += 1
+        else:
+            self._n_free -= 1
+        if table < self._L:
+            self._link_tables(keys, np.array([slot], np.int64), table)
+        self._n += 1
+        return True
 
     def remove(self, ids) -> int:
         """Delete ``ids`` (one or many); all must be present, else KeyError and no change.
@@ -957,28 +563,37 @@ class LSHIndex:
             ids = np.unique(ids)
         if ids.size == 0:
             return 0
-        slots = _lookup(self._idkeys, self._idvals, self._idshift, ids)
-        if np.any(slots < 0):
-            missing = ids[slots < 0]
-            raise KeyError(f"{missing.size} id(s) not in the index: {missing[:10].tolist()}")
-        self._unlink_ids(ids)
+        if ids.size < _WORKERS * _DELETES_PER_WORKER:  # one thread: check and delete at once
+            if kernels.remove_ids(ids, self._slot_ids, self._idkeys, self._idvals,
+                                  self._idshift, self._where, self._pool, self._bused,
+                                  self._free, self._n_free) >= 0:
+                self._refuse_absent(ids)
+            self._n_free += ids.size
+            self._n -= ids.size
+        else:
+            self._refuse_absent(ids)
+            self._unlink_ids(ids)
         if self._payloads:
             for i in ids.tolist():
                 self._payloads.pop(i, None)
         return int(ids.size)
 
+    def _refuse_absent(self, ids: np.ndarray) -> None:
+        missing = ids[kernels.lookup(self._idkeys, self._idvals, self._idshift, ids) < 0]
+        if missing.size:
+            raise KeyError(f"{missing.size} id(s) not in the index: {missing[:10].tolist()}")
+
     def _unlink_ids(self, ids: np.ndarray) -> None:
         """Delete present, distinct ids; big batches split the tables between threads."""
-        slots = _release_ids(ids, self._slot_ids, self._idkeys, self._idvals, self._idshift)
+        slots = kernels.release_ids(ids, self._slot_ids, self._idkeys, self._idvals,
+                                    self._idshift)
         workers = max(1, min(_WORKERS, self._L, ids.size // _DELETES_PER_WORKER))
         bounds = [self._L * i // workers for i in range(workers + 1)]
-        freed = _in_threads(lambda i: _unlink(slots, bounds[i], bounds[i + 1], self._where,
-                                              self._pool, self._bmap, self._bcap, self._bused,
-                                              self._bshift), workers)
-        self._pstate[1] += sum(freed)
+        _in_threads(lambda i: kernels.unlink(slots, bounds[i], bounds[i + 1], self._where,
+                                             self._pool, self._bused), workers)
         self._free[self._n_free:self._n_free + slots.size] = slots
         self._n_free += slots.size
-        self._n -= ids.size
+        self._n -= slots.size
 
     def clear(self) -> None:
         """Remove every vector (the hyperplanes stay)."""
@@ -986,58 +601,92 @@ class LSHIndex:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def _run(self, queries, k: int, probes: int):
+    def _options(self, k, probes, shortlist, scan) -> tuple[int, int, int, bool]:
+        """Checked (k, probes, shortlist, scan) of a query; shortlist 0 means none."""
         k = _int(k, "k", 1)
-        probes = _int(probes, "probes", 0)
-        probes = min(probes, 2**self._K - 1)
+        probes = min(_int(probes, "probes", 0), 2**self._K - 1)
+        scan = bool(scan)
+        if scan and probes:
+            raise ValueError("probes choose buckets; a scan takes every vector: pass one")
+        if shortlist is None:
+            return k, probes, 0, scan
+        shortlist = _int(shortlist, "shortlist", k)
+        if self._L * self._K > MAX_SKETCH_BITS:
+            raise ValueError(f"a shortlist needs L x K <= {MAX_SKETCH_BITS} sketch bits, "
+                             f"this index has {self._L * self._K}")
+        return k, probes, shortlist, scan
+
+    def _run(self, queries, k: int, probes: int, shortlist: int, scan: bool):
+        """(ids, scores, candidate counts) of a stack of queries, options checked."""
         unit, _ = self._as_units(queries)
+        m = unit.shape[0]
         if self._n == 0:
-            m = unit.shape[0]
             return (np.full((m, k), -1, np.int64), np.full((m, k), np.nan),
                     np.zeros(m, np.int64))
-        proj = self._hash(unit)
+        keys, words, margins = self._query_hashes(unit, probes)
+        free = self._free[:self._n_free]
 
         def search(rows: slice):
-            return _search(proj[rows], unit[rows], self._L, self._K, probes, k, self._top,
-                           self._slot_ids, self._unit, self._pool, self._bmap, self._bshift)
+            return kernels.search(unit[rows], keys[rows], words[rows], margins[rows], probes, k,
+                                  shortlist, scan, self._K, self._n, self._top, self._slot_ids,
+                                  self._unit, self._sketch, self._rows, free, self._pool,
+                                  self._bmap, self._bshift)
 
-        m = unit.shape[0]
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
-        bounds = [m * i // workers for i in range(workers + 1)]
-        parts = _in_threads(lambda i: search(slice(bounds[i], bounds[i + 1])), workers)
-        ids, scores, counts = (np.concatenate(column) for column in zip(*parts))
+        if workers == 1:
+            ids, scores, counts = search(slice(0, m))
+        else:
+            bounds = [m * i // workers for i in range(workers + 1)]
+            parts = _in_threads(lambda i: search(slice(bounds[i], bounds[i + 1])), workers)
+            ids, scores, counts = (np.concatenate(column) for column in zip(*parts))
         return ids, scores.astype(np.float64), counts
 
-    def query(self, vector, k: int = 10, probes: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, vector, k: int = 10, probes: int = 0, *, shortlist: int | None = None,
+              scan: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The k most cosine-similar stored vectors among the candidates of ``vector``.
 
         Candidates are the members of the query's bucket plus ``probes`` more buckets per
-        table (multi-probe, lowest margins first). Returns (ids, cosine similarities), best
-        first, ties to the smaller id; fewer than k when there are fewer candidates.
+        table (multi-probe, lowest margins first), or with ``scan`` every stored vector.
+        With ``shortlist`` (at least k), only the ``shortlist`` candidates whose L*K-bit
+        sketches differ from the query's in the fewest bits (ties to the smaller id) are
+        scored exactly; by default all are. Returns (ids, cosine similarities), best first,
+        ties to the smaller id; fewer than k when there are fewer candidates.
         """
         if np.ndim(vector) != 1:
             raise ValueError("query takes one vector; use query_batch for many")
-        ids, scores, counts = self._run(vector, k, probes)
-        found = int(min(counts[0], ids.shape[1]))
+        k, probes, shortlist, scan = self._options(k, probes, shortlist, scan)
+        if (self._n and type(vector) is np.ndarray and vector.shape == (self._dim,)
+                and vector.dtype in (np.float32, np.float64)):  # one compiled call
+            status, ids, scores, _ = kernels.query_one(
+                np.ascontiguousarray(vector, dtype=np.float64), self._planes32, self._planes,
+                self._sign_bound, self._K, probes, k, shortlist, scan, self._n, self._top,
+                self._slot_ids, self._unit, self._sketch, self._rows,
+                self._free[:self._n_free], self._pool, self._bmap, self._bshift)
+            if status == 0:
+                return ids, scores.astype(np.float64)
+        ids, scores, _ = self._run(vector, k, probes, shortlist, scan)
+        found = int(np.count_nonzero(ids[0] >= 0))
         return ids[0, :found], scores[0, :found]
 
-    def query_batch(self, vectors, k: int = 10, probes: int = 0):
+    def query_batch(self, vectors, k: int = 10, probes: int = 0, *,
+                    shortlist: int | None = None, scan: bool = False):
         """:meth:`query` for each row of ``vectors``: (ids, scores) of shape (m, k), padded
         with id -1 and score NaN where a query had fewer than k candidates."""
-        ids, scores, _ = self._run(vectors, k, probes)
+        ids, scores, _ = self._run(vectors, *self._options(k, probes, shortlist, scan))
         return ids, scores
 
     def candidate_counts(self, vectors, probes: int = 0) -> np.ndarray:
-        """Number of distinct candidates (vectors re-ranked) for each query."""
-        return self._run(vectors, 1, probes)[2]
+        """Number of distinct candidates (members of the probed buckets) for each query:
+        the vectors re-ranked unless a shortlist cuts them."""
+        return self._run(vectors, *self._options(1, probes, None, False))[2]
 
     def probe_buckets(self, vector, probes: int = 0) -> np.ndarray:
         """(L, 1 + probes) bucket keys a query visits per table, in order; -1 past the
         2^K - 1 possible flips."""
         unit, _ = self._as_units(vector)
-        probes = _int(probes, "probes", 0)
-        return _probe_keys(self._hash(unit)[0], self._L, self._K,
-                           min(probes, 2**self._K - 1))
+        probes = min(_int(probes, "probes", 0), 2**self._K - 1)
+        keys, _, margins = self._query_hashes(unit, probes)
+        return kernels.probe_keys(keys[0], margins[0], self._K, probes)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -1049,21 +698,21 @@ class LSHIndex:
         unit, _ = self._as_units(item)
         if unit.shape[0] != 1:
             raise ValueError("bucket_of takes one id or one vector")
-        return _pack_keys(self._hash(unit), self._L, self._K)[0]
+        return self._signs(unit)[0][0]
 
     def members(self, table: int, bucket: int) -> np.ndarray:
         """Ids in bucket ``bucket`` of table ``table``, sorted."""
         table = _int(table, "table", 0, self._L - 1)
         bucket = _int(bucket, "bucket", 0, 2**self._K - 1)
-        return np.sort(_bucket_members(table, bucket, self._slot_ids, self._pool, self._bmap,
-                                       self._bshift))
+        return np.sort(kernels.bucket_members(table, bucket, self._slot_ids, self._pool,
+                                              self._bmap, self._bshift))
 
     def stats(self) -> LSHStats:
         """Occupancy per table: histogram, empty buckets out of 2^K, largest, mean size."""
         n_buckets = 2**self._K
         tables = []
         for t in range(self._L):
-            sizes = _bucket_sizes(t, self._pool, self._bmap, self._bused)
+            sizes = kernels.bucket_sizes(t, self._pool, self._bmap, self._bused)
             histogram = np.bincount(sizes, minlength=1).astype(np.int64)
             histogram[0] = n_buckets - sizes.size
             tables.append(TableStats(
@@ -1098,7 +747,7 @@ class LSHIndex:
 
     def _slots(self, ids) -> np.ndarray:
         ids = self._as_ids(ids)
-        slots = _lookup(self._idkeys, self._idvals, self._idshift, ids)
+        slots = kernels.lookup(self._idkeys, self._idvals, self._idshift, ids)
         if np.any(slots < 0):
             raise KeyError(f"id(s) not in the index: {ids[slots < 0][:10].tolist()}")
         return slots
@@ -1126,8 +775,8 @@ class LSHIndex:
             ids = self._as_ids(ident)
         except (TypeError, ValueError):
             return False
-        return ids.size == 1 and bool(_lookup(self._idkeys, self._idvals, self._idshift,
-                                              ids)[0] >= 0)
+        return ids.size == 1 and bool(kernels.lookup(self._idkeys, self._idvals,
+                                                     self._idshift, ids)[0] >= 0)
 
     def __repr__(self) -> str:
         return (f"LSHIndex(dim={self._dim}, n_tables={self._L}, n_bits={self._K}, "
@@ -1155,9 +804,10 @@ class LSHIndex:
         return self._planes.reshape(self._L, self._K, self._dim)
 
     def nbytes(self) -> int:
-        """Bytes held in arrays (vectors, tables, maps; payloads not counted)."""
-        arrays = (self._planes, self._unit, self._norms, self._slot_ids, self._free, self._where,
-                  self._pool, self._idkeys, self._idvals, self._bmap, self._bcap)
+        """Bytes held in arrays (vectors, sketches, tables, maps; payloads not counted)."""
+        arrays = (self._planes, self._planes32, self._unit, self._norms, self._slot_ids,
+                  self._sketch, self._rows, self._free, self._where, self._pool, self._idkeys,
+                  self._idvals, self._bmap, self._bcap, self._bused, self._bcells)
         return int(sum(a.nbytes for a in arrays))
 
     # -- files -----------------------------------------------------------------------------
@@ -1229,9 +879,9 @@ class LSHIndex:
         index._setup(planes, header["n_tables"], header["n_bits"], header["seed"])
         ids = np.asarray(header["ids"], dtype=np.int64)
         if ids.size:
-            keys = index._keys(unit)
+            keys, words = index._signs(unit)
             index._reserve(ids.size)
-            index._link(ids, unit, norms, keys)
+            index._link(ids, unit, norms, keys, words)
         index._payloads = {i: p for i, p in zip(header["ids"], header["payloads"])
                            if p is not None}
         return index

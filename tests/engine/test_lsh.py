@@ -3,7 +3,9 @@
 The reference answers are computed here, independently of the store's tables: a stored
 vector's bucket in table t is read off the signs of ``hyperplanes[t] @ v``, the probed
 buckets of a query are found by ranking all 2^K keys by the cost of their flipped bits, and
-the expected result is the exact cosine top-k over the members of those buckets.
+the expected result is the exact cosine top-k over the members of those buckets (or over
+every stored vector for a scan), cut first to the ``shortlist`` whose L*K signs differ from
+the query's in the fewest places (ties to the smaller id) when a shortlist is asked for.
 """
 
 from __future__ import annotations
@@ -60,24 +62,41 @@ def probed_keys(planes: np.ndarray, t: int, q: np.ndarray, probes: int):
     return [key for _, key in costs[:take]], tie
 
 
-def reference(planes, stored: dict, q: np.ndarray, k: int, probes: int):
+def sketch_of(planes: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """All L*K signs of a vector, table after table."""
+    return planes.reshape(-1, planes.shape[2]) @ u.astype(np.float64) > 0
+
+
+def reference(planes, stored: dict, q: np.ndarray, k: int, probes: int,
+              shortlist: int | None = None, scan: bool = False):
     """(candidate scores by id, expected best ids, ambiguous probe order?)"""
     ambiguous = False
-    candidates = set()
-    for t in range(planes.shape[0]):
+    candidates = set(stored) if scan else set()
+    for t in range(planes.shape[0] if not scan else 0):
         keys, tie = probed_keys(planes, t, q, probes)
         ambiguous |= tie
         candidates |= {i for i, u in stored.items() if key_of(planes, t, u) in keys}
+    if shortlist is not None:
+        mine = sketch_of(planes, q)
+        hamming = {i: int(np.sum(sketch_of(planes, stored[i]) != mine)) for i in candidates}
+        candidates = sorted(candidates, key=lambda i: (hamming[i], i))[:shortlist]
     scores = {i: float(stored[i].astype(np.float64) @ q.astype(np.float64))
               for i in candidates}
     best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
     return scores, best, ambiguous
 
 
-def check_query(index: LSHIndex, stored: dict, vector, k: int, probes: int) -> None:
-    ids, scores = index.query(vector, k, probes)
+def check_query(index: LSHIndex, stored: dict, vector, k: int, probes: int,
+                shortlist: int | None = None, scan: bool = False) -> None:
+    ids, scores = index.query(vector, k, probes, shortlist=shortlist, scan=scan)
+    for dtype in (np.float32, np.float64):  # an array takes the one-call path: same answer
+        as_array = index.query(np.asarray(vector, dtype), k, probes, shortlist=shortlist,
+                               scan=scan)
+        np.testing.assert_array_equal(as_array[0], ids)
+        np.testing.assert_array_equal(as_array[1], scores)
     q = unit32(vector)
-    expected, best, ambiguous = reference(index.hyperplanes, stored, q, k, probes)
+    expected, best, ambiguous = reference(index.hyperplanes, stored, q, k, probes, shortlist,
+                                          scan)
     assert set(ids.tolist()) <= set(stored), "a deleted or unknown id came back"
     assert len(set(ids.tolist())) == len(ids)
     assert np.all(np.diff(scores) <= 0)
@@ -197,6 +216,13 @@ class LSHMachine(RuleBasedStateMachine):
         self.stored[i] = unit32(v)
         self.payloads[i] = None
 
+    @rule(i=ident, v=vectors)
+    def add_one_array(self, i, v):
+        """An int id and a float32 array: the store's one-call insert path."""
+        self.index.add(i, np.asarray(v, np.float32))
+        self.stored[i] = unit32(v)
+        self.payloads[i] = None
+
     @rule(data=st.data())
     def remove(self, data):
         if not self.stored:
@@ -225,6 +251,15 @@ class LSHMachine(RuleBasedStateMachine):
     @rule(v=vectors, k=st.integers(1, 6), probes=st.integers(0, 8))
     def query(self, v, k, probes):
         check_query(self.index, self.stored, v, k, probes)
+
+    @rule(v=vectors, k=st.integers(1, 4), extra=st.integers(0, 6), probes=st.integers(0, 8),
+          scan=st.booleans())
+    def query_with_a_shortlist(self, v, k, extra, probes, scan):
+        check_query(self.index, self.stored, v, k, 0 if scan else probes, k + extra, scan)
+
+    @rule(v=vectors, k=st.integers(1, 6))
+    def scan_without_shortlist_is_exact_search(self, v, k):
+        check_query(self.index, self.stored, v, k, 0, None, True)
 
     @rule(v=vectors, probes=st.integers(0, 8))
     def query_batch_agrees(self, v, probes):
@@ -264,9 +299,11 @@ test_lsh_state_machine = LSHMachine.TestCase
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(0, 300), deletes=st.integers(0, 300), k=st.integers(1, 12),
-       probes=st.integers(0, 40), seed=st.integers(0, 100))
-def test_many_vectors_then_many_deletes_match_the_reference(n, deletes, k, probes, seed):
-    """Bigger batches than the state machine: K = 6 gives crowded and empty buckets."""
+       probes=st.integers(0, 40), extra=st.integers(0, 60), seed=st.integers(0, 100))
+def test_many_vectors_then_many_deletes_match_the_reference(n, deletes, k, probes, extra,
+                                                            seed):
+    """Bigger batches than the state machine: K = 6 gives crowded and empty buckets, and
+    the deleted slots lie among the live ones that a scan reads."""
     rng = np.random.default_rng(seed)
     dim = 8
     index = LSHIndex(dim, 4, 6, seed=seed)
@@ -278,6 +315,8 @@ def test_many_vectors_then_many_deletes_match_the_reference(n, deletes, k, probe
     stored = {int(i): unit32(v) for i, v in zip(ids, x) if i not in set(gone.tolist())}
     for q in rng.standard_normal((3, dim)):
         check_query(index, stored, q, k, probes)
+        check_query(index, stored, q, k, probes, shortlist=k + extra)
+        check_query(index, stored, q, k, 0, shortlist=k + extra, scan=True)
     stats = index.stats()
     for table in stats.tables:
         assert int(np.sum(np.arange(table.histogram.size) * table.histogram)) == len(stored)
@@ -302,6 +341,117 @@ def test_big_batches_split_across_threads_give_the_same_answers():
         np.testing.assert_array_equal(row_scores, one_scores)
     for q in queries[:3]:
         check_query(index, stored, q, 5, 3)
+    for options in ({"probes": 3, "shortlist": 20}, {"scan": True, "shortlist": 40}):
+        ids, scores = index.query_batch(queries, 5, **options)
+        for q, row_ids, row_scores in zip(queries[:10], ids, scores):
+            one_ids, one_scores = index.query(q, 5, **options)
+            np.testing.assert_array_equal(row_ids, one_ids)
+            np.testing.assert_array_equal(row_scores, one_scores)
+
+
+def test_one_call_inserts_build_the_same_index_as_a_batch():
+    """add(int, array) takes a compiled one-call path; through growth of every array, slot
+    reuse and pauses to enlarge the bucket maps it must leave what a batch leaves."""
+    rng = np.random.default_rng(11)
+    dim = 12
+    x = rng.standard_normal((3000, dim)).astype(np.float32)
+    one = LSHIndex(dim, 5, 7, seed=3)
+    for i in range(2000):
+        one.add(i, x[i])
+        if i % 3 == 2:
+            one.remove(i - 1)
+    for i in range(2000, 3000):  # the freed slots are reused
+        one.add(i, x[i])
+    alive = sorted(one.ids().tolist())
+    batch = LSHIndex(dim, 5, 7, seed=3)
+    batch.add(alive, x[alive])
+    assert len(one) == len(batch) == len(alive) == 2000 - 666 + 1000
+    for t, (a, b) in enumerate(zip(one.stats().tables, batch.stats().tables)):
+        np.testing.assert_array_equal(a.histogram, b.histogram)
+        for key in np.unique([one.bucket_of(i)[t] for i in alive[:50]]):
+            np.testing.assert_array_equal(one.members(t, int(key)), batch.members(t, int(key)))
+    queries = rng.standard_normal((20, dim))
+    for options in ({"probes": 4}, {"probes": 4, "shortlist": 30},
+                    {"scan": True, "shortlist": 30}):
+        got = one.query_batch(queries, 6, **options)
+        expected = batch.query_batch(queries, 6, **options)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    one.add(5, x[0])  # present: the general path updates it
+    np.testing.assert_allclose(one.vector(5), x[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="not finite"):
+        one.add(99_999, np.full(dim, np.nan, np.float32))
+    assert 99_999 not in one
+
+
+def test_churn_through_many_buckets_keeps_the_maps_small():
+    """With K = 14 nearly every vector has a bucket of its own; a delete leaves the empty
+    bucket mapped (no map work) and the map rebuild drops them, so inserting and deleting
+    new vectors for ever does not grow the store, and answers stay exact."""
+    rng = np.random.default_rng(4)
+    dim = 16
+    index = LSHIndex(dim, 2, 14, seed=1)
+    stored: dict[int, np.ndarray] = {}
+    sizes = []
+    for round_ in range(30):
+        ids = np.arange(round_ * 300, round_ * 300 + 300)
+        x = rng.standard_normal((300, dim))
+        index.add(ids[:150], x[:150])
+        for i, v in zip(ids[150:], x[150:]):
+            index.add(int(i), v.astype(np.float32))  # the one-call path
+        stored.update({int(i): unit32(v) for i, v in zip(ids, x)})
+        gone = sorted(stored)[:-100]  # the 100 newest stay
+        index.remove(gone)
+        for i in gone:
+            del stored[i]
+        sizes.append(index.nbytes())
+    assert sizes[-1] < 1.5 * sizes[5]
+    check_stats_light(index, stored)
+    for q in rng.standard_normal((3, dim)):
+        check_query(index, stored, q, 4, 30)
+        check_query(index, stored, q, 4, 30, shortlist=8)
+
+
+def test_signs_near_a_hyperplane_are_the_float64_signs():
+    """Bits are computed in float32 but re-checked in float64 within float32's error of
+    zero: vectors a hair's breadth from a hyperplane land where float64 puts them."""
+    rng = np.random.default_rng(5)
+    dim = 64
+    index = LSHIndex(dim, 3, 8, seed=2)
+    planes = index.hyperplanes
+    h = planes[1, 3]
+    vectors = []
+    for eps in (1e-9, -1e-9, 3e-7, -3e-7, 2e-6, -2e-6, 0.0) * 3:
+        v = rng.standard_normal(dim)
+        v -= (v @ h) * h  # on the hyperplane, then nudged off it
+        v = v / np.linalg.norm(v) + eps * h
+        vectors.append(v)
+    vectors = np.array(vectors)
+    for t in range(3):
+        expected = [key_of(planes, t, unit32(v)) for v in vectors]
+        assert [int(index.bucket_of(v)[t]) for v in vectors] == expected  # one at a time
+    index.add(np.arange(len(vectors)), vectors)  # a batch: BLAS, then the re-check
+    for i in range(0, len(vectors), 3):
+        index.add(100 + i, vectors[i].astype(np.float32))  # the one-call path
+    for i, v in enumerate(vectors):
+        u = unit32(v)
+        keys = [key_of(planes, t, u) for t in range(3)]
+        assert index.bucket_of(i).tolist() == keys
+        if i % 3 == 0:
+            assert index.bucket_of(100 + i).tolist() == keys
+
+
+def test_shortlist_and_scan_arguments_are_checked():
+    index = LSHIndex(4, 2, 3)
+    index.add([1, 2], [[1, 0, 0, 0], [0, 1, 0, 0]])
+    with pytest.raises(ValueError, match="shortlist must be >= 3"):
+        index.query([1, 0, 0, 0], k=3, shortlist=2)
+    with pytest.raises(TypeError):
+        index.query([1, 0, 0, 0], shortlist=True)
+    with pytest.raises(ValueError, match="scan"):
+        index.query([1, 0, 0, 0], probes=2, scan=True)
+    ids, _ = index.query([1, 0, 0, 0], k=2, shortlist=5, scan=True)  # shortlist > n
+    assert ids.tolist() == [1, 2]
 
 
 def check_stats_light(index: LSHIndex, stored: dict) -> None:
@@ -392,6 +542,30 @@ def test_probes_flip_the_lowest_margin_bits_first():
                  for key in keys[t]]
         assert np.all(np.diff(costs) >= -1e-12)  # cheapest first
     assert np.all(index.probe_buckets(q, probes=40)[:, 32:] == -1)  # only 2^K - 1 flips
+
+
+def test_probing_order_is_the_float64_order_when_few_bits_are_flipped():
+    """With probes + 1 < K only the smallest margins of a table are sorted; the order must
+    still be the full float64 one, for single queries and batches alike."""
+    rng = np.random.default_rng(8)
+    index = LSHIndex(32, 4, 10, seed=6)
+    planes = index.hyperplanes
+    queries = rng.standard_normal((60, 32))
+    for probes in (1, 3, 6):
+        for q in queries:
+            u = unit32(q)
+            got = index.probe_buckets(q, probes)
+            for t in range(4):
+                expected, tie = probed_keys(planes, t, u, probes)
+                if not tie:
+                    assert got[t].tolist() == expected
+    index.add(np.arange(400), rng.standard_normal((400, 32)))
+    for probes in (1, 3):
+        ids, scores = index.query_batch(queries, 5, probes)  # BLAS projections
+        for q, row_ids, row_scores in zip(queries[:20], ids, scores):
+            one = index.query(q, 5, probes)  # the compiled one-call path
+            np.testing.assert_array_equal(row_ids[:len(one[0])], one[0])
+            np.testing.assert_array_equal(row_scores[:len(one[0])], one[1])
 
 
 def test_stats_are_consistent_on_clustered_data():
