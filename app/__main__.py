@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -414,6 +413,7 @@ def run_gui() -> int:
 
     from app import jobs, lifecycle, style
     from app.main_window import MainWindow
+    from app.session_controller import data_dir
 
     style.configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -421,17 +421,11 @@ def run_gui() -> int:
     app.setOrganizationName("mlcalc-explorer")
     app.aboutToQuit.connect(jobs.shutdown_all)
     lifecycle.install_collector(app)
-    window = MainWindow()
+    window = MainWindow(recovery_dir=data_dir())
     window.show()
-    # Ctrl+C in the terminal closes the window like File > Quit does.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    from PySide6.QtCore import QTimer
-
-    ticker = QTimer()
-    ticker.start(200)  # let the Python interpreter see signals while Qt's loop runs
-    ticker.timeout.connect(lambda: None)
+    window.offer_recovery()
+    lifecycle.close_on_interrupt(window)  # Ctrl+C in the terminal, like File > Quit
     status = app.exec()
-    ticker.stop()
     lifecycle.dispose(window)
     return status
 

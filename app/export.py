@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
 from engine import surfaces
+from engine._atomic import atomic_write
 
 #: Suffixes each kind of view can be written as.
 RASTER = {".png"}
@@ -66,7 +67,7 @@ def save_scene(view: pg.GraphicsView, path: Path, width: int | None = None) -> P
     """Write a 2-D pyqtgraph view as PNG or SVG, chosen by the suffix."""
     suffix = path.suffix.lower()
     if suffix in VECTOR:
-        _write_atomic(path, scene_svg(view))
+        write_bytes(path, scene_svg(view))
     elif suffix in RASTER:
         _save_image(scene_image(view, width), path)
     else:
@@ -127,27 +128,23 @@ def _save_image(image: QImage, path: Path) -> None:
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     if not image.save(buffer, path.suffix.lstrip(".").upper() or "PNG"):
         raise ExportError(f"could not encode {path.name}")
-    _write_atomic(path, bytes(buffer.data()))
+    write_bytes(path, bytes(buffer.data()))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, so a failure leaves no half file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+def write_bytes(path, data: bytes) -> None:
+    """Write a file atomically (:func:`engine._atomic.atomic_write`): a failure leaves the
+    previous file whole and no partial file; raises :class:`ExportError`."""
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        tmp.replace(path)
+        atomic_write(path, data)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"could not write {path}: {error.strerror or error}") from error
+        raise ExportError(str(error)) from error
 
 
 def save_grid_csv(grid, path: Path) -> Path:
     """Write a grid as CSV (columns x, y, z; holes as nan)."""
     text = io.StringIO()
     surfaces.write_grid_csv(text, grid)
-    _write_atomic(path, text.getvalue().encode())
+    write_bytes(path, text.getvalue().encode())
     return path
 
 
@@ -188,7 +185,8 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
 
     ``panel`` offers ``animation_frames()`` (the frame numbers worth showing) and
     ``show_frame(k)``. Frames are rendered on the GUI thread, as every picture is; the
-    event loop runs between them, and ``progress(fraction)`` returning False cancels.
+    event loop runs between them, and ``progress(fraction)`` returning False cancels, as
+    does closing the panel's window (the app is quitting: no file is written).
     """
     import imageio.v3 as iio
 
@@ -204,11 +202,15 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
     if view == "auto":
         view = "both" if has_gl else "contour"
     saved = panel.frame
+    window = panel.window()
+    shown = window.isVisible()
     pictures = []
     try:
         for i, k in enumerate(frames_wanted):
             panel.show_frame(int(k))
             QCoreApplication.processEvents()
+            if shown and not window.isVisible():
+                raise ExportError("export cancelled: the window was closed")
             if view == "contour":
                 image = scene_image(panel.contour)
             elif view in ("surface", "3d"):
@@ -254,7 +256,7 @@ def export_descent_panel(panel, path: Path, view: str = "auto") -> Path:
         for t in panel.trajectories:
             for k, ((x, y), f, g) in enumerate(zip(t.points, t.values, t.grad_norms)):
                 text.write(f"{t.method},{k},{float(x)!r},{float(y)!r},{float(f)!r},{float(g)!r},{t.status}\n")
-        _write_atomic(path, text.getvalue().encode())
+        write_bytes(path, text.getvalue().encode())
         return path
     return _export_views(panel, path, view)
 
@@ -309,5 +311,5 @@ def export_landscape(panel, view_result, path: Path, view: str = "auto") -> Path
     return _export_views(panel, path, view)
 
 
-__all__ = ["ExportError", "export_surface_panel", "export_landscape", "save_landscape_npz", "save_scene", "save_grid_csv", "side_by_side",
+__all__ = ["ExportError", "write_bytes", "export_surface_panel", "export_landscape", "save_landscape_npz", "save_scene", "save_grid_csv", "side_by_side",
            "gl_image", "scene_image"]

@@ -88,6 +88,11 @@ class JobRunner(QObject):
     _deliver = Signal(object)
 
     @property
+    def name(self) -> str:
+        """What the runner computes (its worker thread is named ``mlcalc-<name>``)."""
+        return self._name
+
+    @property
     def latest_id(self) -> int:
         """Id of the most recently submitted job (0 before the first)."""
         return self._latest
@@ -122,11 +127,10 @@ class JobRunner(QObject):
 
     def shutdown(self, timeout: float = 2.0) -> bool:
         """Stop accepting work, abandon the running job and wait for the worker to exit."""
-        if self._closed:
-            return True
-        self._closed = True
-        self.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if not self._closed:  # a second call waits again for a worker still finishing
+            self._closed = True
+            self.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + timeout
         for thread in list(getattr(self._executor, "_threads", ())):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -198,6 +202,11 @@ def shutdown_all(timeout: float = 2.0) -> bool:
     for runner in list(_RUNNERS):
         ok = runner.shutdown(timeout) and ok
     return ok
+
+
+def live_runners() -> list[JobRunner]:
+    """Every runner not yet garbage-collected (the soak test watches their failures)."""
+    return list(_RUNNERS)
 
 
 def live_worker_threads() -> list[threading.Thread]:

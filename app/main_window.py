@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,6 +21,7 @@ from app.panels.descent import DescentPanel
 from app.panels.lsh import LSHPanel
 from app.panels.playground import PlaygroundPanel
 from app.panels.surface import SurfacePanel
+from app.session_controller import SessionController
 
 EXPORT_FILTERS = {
     "PNG image, 3-D view and contour map (*.png)": ("both", ".png"),
@@ -33,9 +35,13 @@ EXPORT_FILTERS = {
 
 
 class MainWindow(QMainWindow):
-    """ML Calculus Explorer's window."""
+    """ML Calculus Explorer's window.
 
-    def __init__(self, parent=None):
+    With ``recovery_dir`` the window autosaves unsaved changes there and can restore them
+    after a crash (see :meth:`offer_recovery`); without it, as in tests, it never writes there.
+    """
+
+    def __init__(self, parent=None, *, recovery_dir: Path | None = None):
         super().__init__(parent)
         self.setWindowTitle("ML Calculus Explorer")
         self.resize(1440, 880)
@@ -56,6 +62,11 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(panel, panel.title)
             panel.status.connect(functools.partial(self._panel_status, panel))
         self.tabs.currentChanged.connect(self._tab_changed)
+        # The session file's key of each panel, in restoring order (the surface before the
+        # descent lab that works on it).
+        by_key = {"surface": self.surface, "descent": self.descent, "backprop": self.backprop,
+                  "playground": self.playground, "attention": self.attention, "lsh": self.lsh}
+        self.session = SessionController(self, by_key, recovery_dir)
         self._build_menus()
         self.statusBar().showMessage("Ready")
 
@@ -105,9 +116,26 @@ class MainWindow(QMainWindow):
         view_menu.addAction(full)
 
         help_menu = self.menuBar().addMenu("&Help")
+        guide = QAction("&Help for this tab", self, shortcut=QKeySequence(QKeySequence.StandardKey.HelpContents))
+        guide.setStatusTip("The equations this tab implements (seed and number) and how to use it")
+        guide.triggered.connect(self.show_help)
+        help_menu.addAction(guide)
         about = QAction("&About ML Calculus Explorer", self)
         about.triggered.connect(self.about)
         help_menu.addAction(about)
+        self.session.build_menus(file_menu, export, help_menu)
+
+    def session_document(self) -> dict:
+        """Every panel's parameters and the window layout, ready for :func:`app.session.save`."""
+        return self.session.document()
+
+    def open_session_document(self, document: dict) -> bool:
+        """Show ``document`` if every part of it is valid; else change nothing and say why."""
+        return self.session.open_document(document)
+
+    def offer_recovery(self) -> None:
+        """Offer to restore what the last run autosaved before it crashed or was killed."""
+        self.session.offer_recovery()
 
     def export_dialog(self) -> None:
         panel = self.current_panel()
@@ -125,10 +153,17 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Saved {written}")
 
+    def show_help(self):
+        """The current tab's help: its equations with their seed and number, and a guide."""
+        from app.help import key_for_panel, show_help
+
+        return show_help(self, key_for_panel(self.current_panel()))
+
     def about(self) -> None:
         QMessageBox.about(self, "About ML Calculus Explorer", about_text())
 
     def closeEvent(self, event) -> None:
+        self.session.shutdown()
         for panel in self.panels:
             panel.shutdown()
         jobs.shutdown_all()

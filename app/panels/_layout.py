@@ -1,9 +1,12 @@
-"""The layout every panel shares: a scrolling control column beside its views, and
-keyboard shortcuts that work anywhere inside the panel."""
+"""The layout every panel shares: a scrolling control column beside its views, keyboard
+shortcuts that work anywhere inside the panel, and widgets set from code without their
+change signals firing."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from contextlib import contextmanager
+
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QWidget
 
@@ -31,3 +34,14 @@ def panel_shortcuts(panel: QWidget, bindings) -> None:
         shortcut = QShortcut(QKeySequence(key), panel)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         shortcut.activated.connect(slot)
+
+
+@contextmanager
+def signals_blocked(*widgets):
+    """Set ``widgets`` from code (a restore, a sync) without their change signals firing."""
+    blockers = [QSignalBlocker(w) for w in widgets]
+    try:
+        yield
+    finally:
+        for blocker in blockers:
+            blocker.unblock()

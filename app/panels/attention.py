@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import style
+from app import session, style
 from app.jobs import JobFailure, JobResult, JobRunner
-from app.panels._layout import controls_beside_views, panel_shortcuts
+from app.panels._layout import controls_beside_views, panel_shortcuts, signals_blocked
 from engine import attention, transformer
 
 DEFAULT_TEXT = ("The cat sat on the mat because it was warm. "
@@ -49,6 +49,10 @@ MASK_HELP = ("The seed multiplies the head sum S by A = 1 − I to ignore each t
              "to itself. Element-wise (A ∘ S) does that: B is S with a zero diagonal, as in the "
              "seed's worked example. The matrix product A · S, as the formula is printed, "
              "instead adds up the other rows: B_ij = Σ_{k≠i} S_kj, which keeps the diagonal.")
+MAX_TEXT = 1_000_000  # characters of text a session may hold (the model reads 512 tokens)
+MAX_INDEX = 63  # largest 0-based layer or head a session may name (MiniLM has 6 and 12)
+MAX_K = 20
+SIDE_VIEWS = ("heads", "sum", "masked")  # the tabs beside the map, as a session names them
 TOP_COLOR = "#d95f02"
 BAR_COLOR = "#9ecae1"
 SELECT_COLOR = (255, 80, 0)
@@ -497,7 +501,7 @@ class AttentionPanel(QWidget):
         self.words_check.toggled.connect(self._on_selection_settings)
         slay.addRow(self.words_check)
         self.k_slider = QSlider(Qt.Orientation.Horizontal)
-        self.k_slider.setRange(1, 20)
+        self.k_slider.setRange(1, MAX_K)
         self.k_slider.setValue(s.k)
         self.k_slider.setToolTip("How many tokens to select (K)")
         self.k_slider.valueChanged.connect(self._on_k)
@@ -656,6 +660,66 @@ class AttentionPanel(QWidget):
     def refresh(self) -> None:
         self.run()
 
+    # -- session ---------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The text as typed, the map shown, the selection's settings, the token followed
+        and the side view: the maps themselves are recomputed from the text."""
+        s = self.settings
+        return {"text": self.text_edit.toPlainText(), "layer": s.layer, "head": s.head,
+                "sum_over": s.sum_over, "mask": s.mask, "exclude_special": s.exclude_special,
+                "merge_words": s.merge_words, "k": s.k, "selected": self.selected,
+                "view": SIDE_VIEWS[self.side_tabs.currentIndex()]}
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state` and encode its text on the worker. Missing keys take
+        their defaults, unknown keys are ignored; a bad value raises ``ValueError`` (a
+        :class:`app.session.SessionError` naming its key) before anything changes.
+
+        The text is only ever tokenized, never executed; as with typed text, one longer
+        than the model reads is refused under the text box when it is encoded, and the
+        layer, head and token are kept within what the model's result holds.
+        """
+        settings, selected, view = self._read_state(state)
+        with signals_blocked(self.text_edit, self.sum_combo, self.mask_combo, self.special_check,
+                             self.words_check, self.k_slider):
+            self.text_edit.setPlainText(settings.text)
+            self.sum_combo.setCurrentIndex(self.sum_combo.findData(settings.sum_over))
+            self.mask_combo.setCurrentIndex(self.mask_combo.findData(settings.mask))
+            self.special_check.setChecked(settings.exclude_special)
+            self.words_check.setChecked(settings.merge_words)
+            self.k_slider.setValue(settings.k)
+        self.k_label.setText(str(settings.k))
+        self.side_tabs.setCurrentIndex(SIDE_VIEWS.index(view))
+        self._typing.stop()
+        self.settings = settings
+        self.selected = selected
+        self.text_message.clear()
+        self.run()  # the text as the box holds it (line breaks as typed ones), on the worker
+
+    @staticmethod
+    def _read_state(state: dict) -> tuple[AttentionSettings, int | None, str]:
+        """(settings, selected token, side view) of ``state``, checked."""
+        if not isinstance(state, dict):
+            raise session.SessionError("the attention state must be an object")
+        d = AttentionSettings()
+        settings = AttentionSettings(
+            text=session.expect_str(state, "text", max_length=MAX_TEXT, default=d.text),
+            layer=session.expect_int(state, "layer", low=0, high=MAX_INDEX, default=d.layer),
+            head=session.expect_int(state, "head", low=0, high=MAX_INDEX, default=d.head),
+            sum_over=session.expect_str(state, "sum_over", choices=("layer", "all"),
+                                        default=d.sum_over),
+            mask=session.expect_str(state, "mask", choices=tuple(MASK_LABELS), default=d.mask),
+            exclude_special=session.expect_bool(state, "exclude_special",
+                                                default=d.exclude_special),
+            merge_words=session.expect_bool(state, "merge_words", default=d.merge_words),
+            k=session.expect_int(state, "k", low=1, high=MAX_K, default=d.k))
+        selected = None
+        if state.get("selected") is not None:
+            selected = session.expect_int(state, "selected", low=0,
+                                          high=transformer.MAX_TOKENS - 1)
+        view = session.expect_str(state, "view", choices=SIDE_VIEWS, default=SIDE_VIEWS[0])
+        return settings, selected, view
+
     def export(self, path, view: str = "map"):
         """.png/.svg of the attention map ("map") or of the column sums ("bars"); .csv of the
         map shown, the head sum ("sum"), B ("masked") or the column sums ("bars")."""
@@ -674,7 +738,7 @@ class AttentionPanel(QWidget):
                 ranks = {int(i): r + 1 for r, i in enumerate(self.selection["indices"])}
                 for i, (label, score) in enumerate(zip(labels, scores)):
                     text.write(f"{i},{_csv(label)},{float(score)!r},{ranks.get(i, '')}\n")
-                export._write_atomic(path, text.getvalue().encode())
+                export.write_bytes(path, text.getvalue().encode())
                 return path
             matrix = {"map": self.map.matrix, "sum": self.selection["S"],
                       "masked": self.selection["B"]}.get(view)
@@ -685,7 +749,7 @@ class AttentionPanel(QWidget):
             text.write("row\\column," + ",".join(_csv(t) for t in tokens) + "\n")
             for token, row in zip(tokens, matrix):
                 text.write(_csv(token) + "," + ",".join(repr(float(v)) for v in row) + "\n")
-            export._write_atomic(path, text.getvalue().encode())
+            export.write_bytes(path, text.getvalue().encode())
             return path
         if suffix not in (".png", ".svg"):
             raise export.ExportError(f"unsupported file type '{suffix}': use .png, .svg or .csv")

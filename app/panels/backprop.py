@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from app import session
 from app.contour_view import ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
@@ -46,6 +47,8 @@ DEFAULT_WEIGHTS = {"w10_1": 0.1, "w11_1": 0.5, "w12_1": 0.3, "w20_1": -0.2, "w21
                    "w22_1": 0.4, "w10_2": 0.1, "w11_2": 0.8, "w12_2": -0.5}
 WEIGHT_RANGE = (-3.0, 3.0)
 INPUT_RANGE = (-3.0, 3.0)
+LR_RANGE = (0.0001, 10.0)
+MAX_PATH = 10_000  # points of the descent trail kept (and saved in a session)
 POSITIVE, NEGATIVE = "#2166ac", "#b2182b"  # edge colours by the sign of the weight
 HIGHLIGHT = "#ffb000"
 
@@ -307,7 +310,7 @@ class BackpropPanel(QWidget):
         form = QFormLayout()
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(4)
-        self.lr_spin.setRange(0.0001, 10.0)
+        self.lr_spin.setRange(*LR_RANGE)
         self.lr_spin.setSingleStep(0.01)
         self.lr_spin.setValue(s.lr)
         self.lr_spin.setToolTip("Learning rate η of the Step button (eq. 6)")
@@ -394,15 +397,18 @@ class BackpropPanel(QWidget):
     def set_weights(self, weights: dict[str, float]) -> None:
         """Set weights (any subset of the nine) and redraw."""
         for name, value in weights.items():
-            slider = self.weight_sliders[name]
-            lo, hi = slider.minimum(), slider.maximum()
-            if not lo <= value <= hi:  # a step may leave the slider's range: widen it
-                slider.setRange(min(lo, value), max(hi, value))
-            slider.blockSignals(True)
-            slider.setValue(value)
-            slider.blockSignals(False)
+            self._show_weight(name, value)
         self.settings.weights.update({k: float(v) for k, v in weights.items()})
         self._recompute(surface=True)
+
+    def _show_weight(self, name: str, value: float) -> None:
+        slider = self.weight_sliders[name]
+        lo, hi = slider.minimum(), slider.maximum()
+        if not lo <= value <= hi:  # a step may leave the slider's range: widen it
+            slider.setRange(min(lo, value), max(hi, value))
+        slider.blockSignals(True)
+        slider.setValue(value)
+        slider.blockSignals(False)
 
     def set_inputs(self, x1: float | None = None, x2: float | None = None,
                    y: float | None = None) -> None:
@@ -442,6 +448,7 @@ class BackpropPanel(QWidget):
             self.path.append((self.settings.weights[a], self.settings.weights[b]))
         self.set_weights(new)
         self.path.append((new[a], new[b]))
+        del self.path[:-MAX_PATH]
         self.position = 0
         self._draw()
         self.status.emit(f"Gradient step with η = {self.settings.lr:g}: loss {_fmt(before)} → "
@@ -457,6 +464,74 @@ class BackpropPanel(QWidget):
     def refresh(self) -> None:
         self._recompute(surface=True)
 
+    # -- session ---------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The instance, the weights, the walk's options and position, and the descent trail:
+        everything on screen (the loss surface is recomputed from them)."""
+        s = self.settings
+        return {"x1": s.x1, "x2": s.x2, "y": s.y, "weights": dict(s.weights), "lr": s.lr,
+                "pair": list(s.pair), "position": self.position,
+                "path": [[a, b] for a, b in self.path]}
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state`; missing keys take their defaults, unknown keys are
+        ignored. Everything is checked first: a bad value raises ``ValueError`` (a
+        :class:`app.session.SessionError` naming its key) and changes nothing."""
+        settings, position, path = self._read_state(state)
+        for key, slider in self.input_sliders.items():
+            slider.blockSignals(True)
+            slider.setValue(getattr(settings, key))
+            slider.blockSignals(False)
+        for name, value in settings.weights.items():
+            self._show_weight(name, value)
+        self.lr_spin.blockSignals(True)
+        self.lr_spin.setValue(settings.lr)
+        self.lr_spin.blockSignals(False)
+        settings.lr = float(self.lr_spin.value())  # the spin box's precision, as when typed
+        for box, name in zip(self.pair_boxes, settings.pair):
+            box.blockSignals(True)
+            box.setCurrentIndex(backprop.WEIGHT_NAMES.index(name))
+            box.blockSignals(False)
+        self.pair_message.clear()
+        self.settings = settings
+        self.path = path
+        self.position = position
+        self._recompute(surface=True)
+
+    @staticmethod
+    def _read_state(state: dict) -> tuple[BackpropSettings, int, list[tuple[float, float]]]:
+        """The settings, walk position and trail of ``state``, checked (the walk has the
+        same number of equations for every network)."""
+        if not isinstance(state, dict):
+            raise session.SessionError("the backpropagation state must be an object")
+        d = BackpropSettings()
+        lo, hi = INPUT_RANGE
+        inputs = {key: session.expect_number(state, key, low=lo, high=hi, default=getattr(d, key))
+                  for key in ("x1", "x2", "y")}
+        weights = dict(d.weights)
+        given = session.expect_dict(state, "weights", default={})
+        for name in backprop.WEIGHT_NAMES:  # any finite value: a step may leave the sliders' range
+            weights[name] = session.expect_number(given, name, "weights", default=weights[name])
+        lr = session.expect_number(state, "lr", low=LR_RANGE[0], high=LR_RANGE[1], default=d.lr)
+        pair = session.expect_list(state, "pair", max_length=2, default=list(d.pair))
+        if len(pair) != 2:
+            raise session.SessionError("expected two weight names", "pair")
+        pair = tuple(session.expect_str(pair, k, "pair", choices=backprop.WEIGHT_NAMES)
+                     for k in range(2))
+        if pair[0] == pair[1]:
+            raise session.SessionError("expected two different weights", "pair")
+        walk = len(backprop.steps(backprop.three_unit_pass(d.x1, d.x2, d.y, d.weights)))
+        position = session.expect_int(state, "position", low=0, high=walk, default=0)
+        points = session.expect_list(state, "path", max_length=MAX_PATH, default=[])
+        path = []
+        for i in range(len(points)):
+            point = session.expect_list(points, i, "path", max_length=2)
+            if len(point) != 2:
+                raise session.SessionError("expected a pair of weights", f"path[{i}]")
+            path.append((session.expect_number(point, 0, f"path[{i}]"),
+                         session.expect_number(point, 1, f"path[{i}]")))
+        return BackpropSettings(**inputs, weights=weights, lr=lr, pair=pair), position, path
+
     def export(self, path, view: str = "auto"):
         """.png/.svg of the diagram (or of the loss views with view="both"/"surface"/"contour"),
         .csv of the weights with both gradients."""
@@ -470,7 +545,7 @@ class BackpropPanel(QWidget):
             for name in backprop.WEIGHT_NAMES:
                 text.write(f"{name},{self.record.weights[name]!r},{self.record.grad[name]!r},"
                            f"{self.finite_differences[name]!r}\n")
-            export._write_atomic(path, text.getvalue().encode())
+            export.write_bytes(path, text.getvalue().encode())
             return path
         if view in ("both", "surface", "contour"):
             return export._export_views(self, path, view)

@@ -40,10 +40,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import session
 from app.contour_view import ContourView, vector_segments
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
-from app.panels._layout import controls_beside_views, panel_shortcuts
+from app.panels._layout import controls_beside_views, panel_shortcuts, signals_blocked
 from engine import optimizers, surfaces
 from engine.landscape import PlaneField
 
@@ -599,6 +600,107 @@ class DescentPanel(QWidget):
 
         return export.export_descent_panel(self, path, view)
 
+    # -- session ------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The race's settings and the view choices (the race itself is recomputed from
+        them: it is deterministic, noise included). The playback position is not kept: it
+        moves while the race plays, which would count as an unsaved change."""
+        s = self.settings
+        return {
+            "methods": list(s.methods), "start": list(s.start), "lr": s.lr, "steps": s.steps,
+            "constants": {f"{m}.{n}": spin.value() for (m, n), spin in self.constant_spins.items()},
+            "clip": s.clip, "l2": s.l2, "schedule": s.schedule, "noise": s.noise, "seed": s.seed,
+            "speed": s.speed, "arrows": self.arrows_check.isChecked(),
+            "basin_method": self.basin_method.currentData(),
+            "basin_size": self.basin_size.currentData(),
+        }
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state`: all of it is checked first (a bad value raises
+        :class:`app.session.SessionError` naming its key and changes nothing), then the
+        race is run again."""
+        values = self._read_state(state)
+        self._timer.stop()
+        with signals_blocked(*self.method_checks.values()):
+            for method, check in self.method_checks.items():
+                check.setChecked(method in values["methods"])
+        widgets = [(self.lr_slider, _lr_to_slider(values["lr"])), (self.steps_spin, values["steps"]),
+                   (self.start_x, values["start"][0]), (self.start_y, values["start"][1]),
+                   (self.clip_check, values["clip"] is not None), (self.l2_spin, values["l2"]),
+                   (self.noise_spin, values["noise"]), (self.speed_slider, values["speed"]),
+                   (self.arrows_check, values["arrows"])]
+        if values["clip"] is not None:
+            widgets.append((self.clip_spin, values["clip"]))
+        widgets += [(self.constant_spins[key], v) for key, v in values["constants"].items()]
+        with signals_blocked(*(widget for widget, _ in widgets)):
+            for widget, value in widgets:
+                (widget.setChecked if isinstance(widget, QCheckBox) else widget.setValue)(value)
+        for box, data in ((self.schedule_box, values["schedule"]),
+                          (self.basin_method, values["basin_method"]),
+                          (self.basin_size, values["basin_size"])):
+            box.setCurrentIndex(max(box.findData(data), box.findText(str(data)), 0))
+        constants = {}
+        for (method, name), spin in self.constant_spins.items():
+            constants.setdefault(method, {})[name] = spin.value()
+        constants["adamw"] = dict(constants.get("adam", {}))
+        constants["nesterov"] = dict(constants.get("momentum", {}))
+        self.settings = DescentSettings(
+            methods=tuple(values["methods"]), start=tuple(values["start"]), lr=values["lr"],
+            steps=values["steps"], constants=constants, clip=values["clip"], l2=values["l2"],
+            schedule=values["schedule"], noise=values["noise"], seed=values["seed"],
+            speed=values["speed"])
+        self.lr_label.setText(f"{values['lr']:.3g}")
+        self._show_start()
+        self._rerun.stop()
+        self.run()
+
+    def _read_state(self, state) -> dict:
+        if not isinstance(state, dict):
+            raise session.SessionError("the gradient-descent state must be an object")
+        d = DescentSettings()
+        num, whole = session.expect_number, session.expect_int
+        methods = session.expect_list(state, "methods", max_length=len(optimizers.METHODS),
+                                      default=list(d.methods))
+        for i, _ in enumerate(methods):
+            session.expect_str(methods, i, "methods", choices=optimizers.METHODS)
+        start = session.expect_list(state, "start", max_length=2, default=list(d.start))
+        if len(start) != 2:
+            raise session.SessionError("expected [x, y]", "start")
+        lo, hi = 10 ** LR_RANGE[0], 10 ** LR_RANGE[1]
+        clip = state.get("clip", d.clip)
+        if clip is not None:
+            clip = num(state, "clip", "", self.clip_spin.minimum(), self.clip_spin.maximum())
+        given = session.expect_dict(state, "constants", default={})
+        constants = {}
+        for (method, name), spin in self.constant_spins.items():
+            key = f"{method}.{name}"
+            if key in given:
+                constants[(method, name)] = num(given, key, "constants", spin.minimum(),
+                                                spin.maximum())
+        schedules = [self.schedule_box.itemText(i) for i in range(self.schedule_box.count())]
+        sizes = [self.basin_size.itemData(i) for i in range(self.basin_size.count())]
+        size = whole(state, "basin_size", "", default=128)
+        if size not in sizes:
+            raise session.SessionError(f"expected one of {', '.join(map(str, sizes))}, got {size}",
+                                       "basin_size")
+        return {
+            "methods": [m for m in optimizers.METHODS if m in methods],
+            "start": [num(start, i, "start", -1e4, 1e4) for i in range(2)],
+            "lr": num(state, "lr", "", lo, hi, default=d.lr),
+            "steps": whole(state, "steps", "", self.steps_spin.minimum(), self.steps_spin.maximum(),
+                           default=d.steps),
+            "constants": constants, "clip": clip,
+            "l2": num(state, "l2", "", 0.0, self.l2_spin.maximum(), default=d.l2),
+            "schedule": session.expect_str(state, "schedule", choices=schedules, default=d.schedule),
+            "noise": num(state, "noise", "", 0.0, self.noise_spin.maximum(), default=d.noise),
+            "seed": whole(state, "seed", "", 0, 2**31 - 1, default=d.seed),
+            "speed": whole(state, "speed", "", 1, 100, default=d.speed),
+            "arrows": session.expect_bool(state, "arrows", default=True),
+            "basin_method": session.expect_str(state, "basin_method", choices=optimizers.METHODS,
+                                               default=optimizers.METHODS[0]),
+            "basin_size": size,
+        }
+
     def shutdown(self) -> None:
         self._timer.stop()
         self.runner.shutdown()
@@ -851,7 +953,9 @@ class DescentPanel(QWidget):
                 self.table.setItem(row, col, item)
 
     def _fill_plots(self) -> None:
-        floor = min((float(np.nanmin(t.values)) for t in self.trajectories if len(t.values)), default=0.0)
+        # A path that starts where f is undefined has no value at all: it sets no floor.
+        floor = min((float(np.nanmin(t.values)) for t in self.trajectories
+                     if np.isfinite(t.values).any()), default=0.0)
         self._legend.clear()
         drawn = set()
         for t in self.trajectories:

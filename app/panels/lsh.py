@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import math
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,6 +56,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import session
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import attention, lsh, transformer
@@ -64,6 +67,12 @@ MEMORY_DIM = 384  # all-MiniLM-L6-v2's hidden size; the random stand-in is built
 MAX_BITS = {POINTS: 16, MEMORY: 24}
 MAX_TABLES = 32
 MAX_PROBES = 32
+MAX_RESULTS = 50  # the top-k spin box's end
+MAX_IMPORTANT = 20  # most query tokens kept by seed 000's selection
+MAX_QUERY_TEXT = 32767  # a QLineEdit's length limit
+MAX_FILE_TABLES = 1024  # an opened file may hold more tables than the slider offers
+MAX_ENTRIES = 1_000_000  # vectors per store a session may hold
+MAX_ID = 2**63 - 1  # ids and seeds are non-negative int64
 PLANE_RADIUS = 1.3  # the 2-D view shows [-1.3, 1.3]^2; random points lie in the unit disc
 ANGLES_DEG = np.arange(0.0, 181.0, 10.0)  # where the collision rate is measured
 PAIRS = {POINTS: 2000, MEMORY: 300}  # random pairs per angle (384-d pairs cost more)
@@ -136,6 +145,34 @@ DEFAULTS = {POINTS: ModeSettings(n_bits=3, n_tables=2, probes=0, k=5),
             MEMORY: ModeSettings(n_bits=8, n_tables=16, probes=2, k=5)}
 
 
+@dataclass(frozen=True)
+class _Corpus:
+    """The sample corpus as loaded: its ``count`` tokens, encoded by ``model``, took the ids
+    ``first_id`` to ``first_id + count - 1`` in reading order."""
+
+    model: str
+    first_id: int
+    count: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Restored:
+    """A session's LSH state, checked and built, ready to be shown."""
+
+    mode: str
+    settings: dict
+    stores: dict
+    corpus: _Corpus | None
+    corpus_ids: set
+    random_draws: int
+    query_mode: bool
+    query_text: str
+    important: bool
+    important_top: int
+    selected_id: int | None
+    selected_bucket: int | None
+
+
 @dataclass(frozen=True, eq=False)
 class QuerySpec:
     """What is looked up: one vector (a point, a stored entry) or one per query token."""
@@ -172,16 +209,24 @@ class LSHStore:
     """A mutable LSH index with fresh increasing ids, plus what the views need as arrays: the
     stored ids and vectors (kept in step with every add and remove, not re-read), their
     bucket keys (re-read after a rebuild) and a PCA basis. ``opened`` counts the files opened:
-    a fresh index's hyperplanes follow from (dim, L, K, seed), an opened one's from its file."""
+    a fresh index's hyperplanes follow from (dim, L, K, seed), an opened one's from its file.
+
+    The store also keeps each vector as it was added, rounded to float32 (what the engine
+    reads of it): rebuilding from those, not from the stored unit vectors times their norms,
+    gives the same unit vectors again, and a saved session that holds them brings the index
+    back bit for bit."""
 
     DRIFT = 0.25  # recompute the PCA basis once a quarter of the contents has changed
 
-    def __init__(self, dim: int, settings: ModeSettings):
-        self.index = lsh.LSHIndex(dim, settings.n_tables, settings.n_bits, settings.seed)
+    def __init__(self, dim: int, settings: ModeSettings, hyperplanes: np.ndarray | None = None):
+        if hyperplanes is None:
+            self.index = lsh.LSHIndex(dim, settings.n_tables, settings.n_bits, settings.seed)
+        else:  # those of a file opened before a session was saved
+            self.index = index_on(hyperplanes, settings.seed)
         self.next_id = 0
-        self.opened = 0
+        self.opened = int(hyperplanes is not None)
         self.query: QuerySpec | None = None
-        self._reload()
+        self._reload(np.empty((0, dim), np.float32))
 
     @property
     def dim(self) -> int:
@@ -190,27 +235,39 @@ class LSHStore:
     def __len__(self) -> int:
         return len(self.index)
 
-    def add(self, vectors, payloads=None) -> np.ndarray:
-        """Store vectors under new ids (returned); nothing changes when the engine refuses."""
+    def add(self, vectors, payloads=None, ids=None) -> np.ndarray:
+        """Store vectors under new ids, or under ``ids`` that the store does not hold (a
+        restored corpus); returns the ids. Nothing changes when the engine refuses."""
         vectors = np.asarray(vectors, dtype=np.float64)
         if vectors.ndim == 1:
             vectors = vectors[None]
-        ids = np.arange(self.next_id, self.next_id + vectors.shape[0], dtype=np.int64)
+        if ids is None:
+            ids = np.arange(self.next_id, self.next_id + vectors.shape[0], dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
         self.index.add(ids, vectors, payloads)
-        self.next_id += int(ids.size)
+        if ids.size:
+            self.next_id = max(self.next_id, int(ids.max()) + 1)
         # The vectors as the engine keeps them (float32 directions), so that exact search
-        # and PCA see what the index sees; new ids are the largest, so order is kept.
+        # and PCA see what the index sees.
         self._ids = np.concatenate([self._ids, ids])
         self._vectors = np.vstack([self._vectors, self._stored(ids)])
+        self._inputs = np.vstack([self._inputs, vectors.astype(np.float32)])
         if self._keys is not None:
             self._keys = np.vstack([self._keys, self._bucket_keys(ids)])
+        if ids.size and np.any(np.diff(self._ids) < 0):  # ids given out of order: sort
+            order = np.argsort(self._ids, kind="stable")
+            self._ids, self._vectors, self._inputs = (self._ids[order], self._vectors[order],
+                                                      self._inputs[order])
+            if self._keys is not None:
+                self._keys = self._keys[order]
         self._drift += int(ids.size)
         return ids
 
     def remove(self, ids) -> int:
         removed = self.index.remove(ids)
         keep = ~np.isin(self._ids, np.asarray(ids, dtype=np.int64))
-        self._ids, self._vectors = self._ids[keep], self._vectors[keep]
+        self._ids, self._vectors, self._inputs = (self._ids[keep], self._vectors[keep],
+                                                  self._inputs[keep])
         if self._keys is not None:
             self._keys = self._keys[keep]
         self._drift += removed
@@ -218,25 +275,34 @@ class LSHStore:
 
     def clear(self) -> None:
         self.index.clear()
-        self._reload()
+        self._reload(np.empty((0, self.dim), np.float32))
 
     def rebuild(self, n_bits: int, n_tables: int, seed: int) -> None:
         """A new index with these settings holding the same ids, vectors and payloads."""
         payloads = [self.index.payload(int(i)) for i in self._ids]
         index = lsh.LSHIndex(self.dim, n_tables, n_bits, seed)
         if self._ids.size:
-            index.add(self._ids, self._vectors, payloads)
+            index.add(self._ids, self._inputs, payloads)
         self.index = index
         self._keys = None
 
     def replace(self, index: lsh.LSHIndex) -> None:
-        """Adopt another index (an opened file) and everything in it."""
-        self.index = index
-        ids = index.ids()
+        """Adopt another index (an opened file) and everything in it.
+
+        Its vectors are added again as float32 (its unit vectors times their norms), so that
+        it holds what adding those gives, as every other store does."""
+        ids = np.sort(index.ids())
+        inputs = self._stored_in(index, ids).astype(np.float32)
         if ids.size:
+            index.add(ids, inputs, [index.payload(int(i)) for i in ids])
             self.next_id = max(self.next_id, int(ids.max()) + 1)
+        self.index = index
         self.opened += 1
-        self._reload()
+        self._reload(inputs)
+
+    def inputs(self) -> np.ndarray:
+        """The vectors as added, float32, in :meth:`contents` order."""
+        return self._inputs
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids in increasing order, their vectors (n, dim))."""
@@ -277,18 +343,175 @@ class LSHStore:
         return self.index.payload(int(ident)) or {}
 
     def _stored(self, ids) -> np.ndarray:
-        return (np.array([self.index.vector(int(i)) for i in ids]) if len(ids)
-                else np.empty((0, self.dim)))
+        return self._stored_in(self.index, ids)
+
+    @staticmethod
+    def _stored_in(index: lsh.LSHIndex, ids) -> np.ndarray:
+        return (np.array([index.vector(int(i)) for i in ids]) if len(ids)
+                else np.empty((0, index.dim)))
 
     def _bucket_keys(self, ids) -> np.ndarray:
         return (np.array([self.index.bucket_of(int(i)) for i in ids]) if len(ids)
                 else np.empty((0, self.index.n_tables), np.int64))
 
-    def _reload(self) -> None:
+    def _reload(self, inputs: np.ndarray) -> None:
+        """Re-read the index's contents; ``inputs`` are its vectors as added, in id order."""
         self._ids = np.sort(self.index.ids())
         self._vectors = self._stored(self._ids)
+        self._inputs = inputs
         self._keys = None
         self._basis, self._basis_n, self._drift = None, 0, 0
+
+
+def index_on(hyperplanes: np.ndarray, seed: int) -> lsh.LSHIndex:
+    """An empty index on given (L, K, dim) hyperplanes, not those its seed draws.
+
+    The engine builds such an index only from a store file, so one is written (empty, in the
+    engine's format) and read back by the engine's loader, which checks the hyperplanes as it
+    checks any file's; a refused one raises :class:`engine.lsh.StoreError`.
+    """
+    n_tables, n_bits, dim = hyperplanes.shape
+    header = {"format": lsh.FORMAT, "version": lsh.FORMAT_VERSION, "dim": dim,
+              "n_tables": n_tables, "n_bits": n_bits, "seed": seed, "ids": [], "payloads": []}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hyperplanes.npz"
+        np.savez(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+                 vectors=np.empty((0, dim), np.float32), norms=np.empty(0, np.float32),
+                 hyperplanes=np.ascontiguousarray(hyperplanes, dtype=np.float64)
+                 .reshape(n_tables * n_bits, dim))
+        try:
+            return lsh.LSHIndex.load(path, dim=dim)
+        except lsh.StoreError as error:  # said without the temporary file's name
+            raise lsh.StoreError(str(error).removeprefix(f"{path}: ")) from None
+
+
+def _seeded(index: lsh.LSHIndex) -> bool:
+    """Whether ``index``'s hyperplanes are those its (dim, L, K, seed) draw."""
+    fresh = lsh.LSHIndex(index.dim, index.n_tables, index.n_bits, index.seed)
+    return np.array_equal(fresh.hyperplanes, index.hyperplanes)
+
+
+def _short_floats(rows: np.ndarray) -> list:
+    """float32 rows as lists of the shortest decimals that read back as the same float32
+    (about half the characters of their float64 values in a session file)."""
+    return [[float(str(v)) for v in row] for row in np.asarray(rows, dtype=np.float32)]
+
+
+def _read_rows(rows: list, path: str, dim: int) -> np.ndarray:
+    """A session's list of ``dim``-number lists as an (n, dim) float64 array."""
+    out = np.empty((len(rows), dim))
+    for i, row in enumerate(rows):
+        where = f"{path}[{i}]"
+        if not isinstance(row, list) or len(row) != dim:
+            raise session.SessionError(f"expected a list of {dim} numbers", where)
+        if not all(type(v) in (int, float) for v in row):
+            raise session.SessionError("expected numbers only", where)
+        try:
+            out[i] = row
+        except OverflowError:
+            raise session.SessionError("a number is out of range", where) from None
+    return out
+
+
+def _read_store(state: dict, mode: str, dim: int):
+    """(settings, store, (corpus, its ids) or None) of the store ``state[mode]``, checked;
+    the engine checks the vectors, payloads and any hyperplanes as it checks a file's."""
+    s = session.expect_dict(state, mode, default={})
+    d = DEFAULTS[mode]
+    n_bits = session.expect_int(s, "n_bits", mode, low=1, high=lsh.MAX_BITS, default=d.n_bits)
+    n_tables = session.expect_int(s, "n_tables", mode, low=1, high=MAX_FILE_TABLES,
+                                 default=d.n_tables)
+    settings = ModeSettings(
+        n_bits, n_tables,
+        probes=session.expect_int(s, "probes", mode, low=0, high=MAX_PROBES, default=d.probes),
+        k=session.expect_int(s, "k", mode, low=1, high=MAX_RESULTS, default=d.k),
+        table=session.expect_int(s, "table", mode, low=0, high=n_tables - 1,
+                                default=min(d.table, n_tables - 1)),
+        seed=session.expect_int(s, "seed", mode, low=0, high=MAX_ID, default=d.seed))
+    items = session.expect_list(s, "ids", mode, max_length=MAX_ENTRIES, default=[])
+    ids = [session.expect_int(items, i, f"{mode}.ids", low=0, high=MAX_ID - 1)
+           for i in range(len(items))]
+    if len(set(ids)) != len(ids):
+        raise session.SessionError("an id appears twice", f"{mode}.ids")
+    vectors = session.expect_list(s, "vectors", mode, max_length=len(ids), default=[])
+    payloads = session.expect_list(s, "payloads", mode, max_length=len(ids),
+                                  default=[None] * len(ids))
+    for key, values in (("vectors", vectors), ("payloads", payloads)):
+        if len(values) != len(ids):
+            raise session.SessionError(f"{len(values)} {key} for {len(ids)} ids", f"{mode}.{key}")
+    for i, payload in enumerate(payloads):
+        if payload is not None and not isinstance(payload, dict):
+            raise session.SessionError("expected an object or null", f"{mode}.payloads[{i}]")
+        try:
+            json.dumps(payload, allow_nan=False)
+        except ValueError:
+            raise session.SessionError("holds a number JSON cannot store (NaN or infinity)",
+                                       f"{mode}.payloads[{i}]") from None
+    rows = _read_rows(vectors, f"{mode}.vectors", dim)
+    lowest = max(ids) + 1 if ids else 0
+    next_id = session.expect_int(s, "next_id", mode, low=lowest, high=MAX_ID, default=lowest)
+    found = None
+    if mode == MEMORY and s.get("corpus") is not None:
+        found = _read_corpus(s, mode, set(ids), next_id)
+    planes = None
+    if "hyperplanes" in s:
+        items = session.expect_list(s, "hyperplanes", mode, max_length=n_tables * n_bits)
+        if len(items) != n_tables * n_bits:
+            raise session.SessionError(f"expected {n_tables * n_bits} hyperplanes (L × K)",
+                                       f"{mode}.hyperplanes")
+        planes = _read_rows(items, f"{mode}.hyperplanes", dim).reshape(n_tables, n_bits, dim)
+    try:
+        store = LSHStore(dim, settings, planes)
+    except lsh.StoreError as error:
+        raise session.SessionError(str(error), f"{mode}.hyperplanes") from None
+    try:
+        store.add(rows, payloads, ids=ids)
+    except ValueError as error:
+        raise session.SessionError(str(error), f"{mode}.vectors") from None
+    store.next_id = next_id
+    store.query = _read_query(s, mode, dim)
+    return settings, store, found
+
+
+def _read_corpus(state: dict, mode: str, taken: set, next_id: int) -> tuple[_Corpus, set]:
+    path = f"{mode}.corpus"
+    c = session.expect_dict(state, "corpus", mode)
+    corpus = _Corpus(session.expect_str(c, "model", path, max_length=200),
+                     session.expect_int(c, "first_id", path, low=0, high=MAX_ID),
+                     session.expect_int(c, "count", path, low=1, high=MAX_ENTRIES))
+    items = session.expect_list(c, "ids", path, max_length=corpus.count)
+    last = min(corpus.first_id + corpus.count, next_id) - 1
+    ids = {session.expect_int(items, i, f"{path}.ids", low=corpus.first_id, high=last)
+           for i in range(len(items))}
+    if len(ids) != len(items):
+        raise session.SessionError("an id appears twice", f"{path}.ids")
+    if ids & taken:
+        raise session.SessionError(f"id {min(ids & taken)} is also a stored entry", f"{path}.ids")
+    return corpus, ids
+
+
+def _read_query(state: dict, mode: str, dim: int) -> QuerySpec | None:
+    if state.get("query") is None:
+        return None
+    path = f"{mode}.query"
+    q = session.expect_dict(state, "query", mode)
+    items = session.expect_list(q, "vectors", path, max_length=transformer.MAX_TOKENS)
+    vectors = _read_rows(items, f"{path}.vectors", dim)
+    if not len(vectors):
+        raise session.SessionError("a query needs at least one vector", f"{path}.vectors")
+    with np.errstate(over="ignore"):
+        as_read = vectors.astype(np.float32)  # what the engine reads of a query
+    if not np.all(np.isfinite(as_read)) or not np.all(np.any(as_read != 0, axis=1)):
+        raise session.SessionError("expected finite vectors with a direction (not zero)",
+                                   f"{path}.vectors")
+    labels = session.expect_list(q, "labels", path, max_length=len(vectors))
+    if len(labels) != len(vectors):
+        raise session.SessionError(f"{len(labels)} labels for {len(vectors)} vectors",
+                                   f"{path}.labels")
+    return QuerySpec(vectors, tuple(session.expect_str(labels, i, f"{path}.labels")
+                                    for i in range(len(labels))),
+                     session.expect_str(q, "source", path, choices=("point", "entry", "text")),
+                     session.expect_str(q, "text", path, max_length=MAX_QUERY_TEXT, default=""))
 
 
 def exact_top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int):
@@ -865,7 +1088,10 @@ class LSHPanel(QWidget):
         self._sector_list: list = []  # (start, end, key) of the 2-D table shown
         self.model_name = ""
         self.model_notice = ""
-        self._corpus_ids: set[int] = set()
+        self._corpus: _Corpus | None = None  # the sample corpus loaded in the memory
+        self._corpus_ids: set[int] = set()  # the ids of its tokens still stored
+        self._corpus_job = 0  # the job encoding a restored session's corpus again
+        self._pending_selection: int | None = None  # a restored corpus token, until it is back
         self._pca = None  # (components, mean) of the memory view
         self._stale = False  # the shown store changed while the panel was hidden
         self._measured_key = None  # the hyperplanes whose collision rate is shown
@@ -949,7 +1175,7 @@ class LSHPanel(QWidget):
                                         "column sums of the masked attention, summed over every "
                                         "layer and head ([CLS]/[SEP] left out)")
         self.important_spin = QSpinBox()
-        self.important_spin.setRange(1, 20)
+        self.important_spin.setRange(1, MAX_IMPORTANT)
         self.important_spin.setValue(3)
         self.important_check.toggled.connect(self.important_spin.setEnabled)
         self.query_message = QLabel()
@@ -983,7 +1209,7 @@ class LSHPanel(QWidget):
         ilay.addRow(self.tables_label, self.tables_slider)
         ilay.addRow(self.probes_label, self.probes_slider)
         self.k_spin = QSpinBox()
-        self.k_spin.setRange(1, 50)
+        self.k_spin.setRange(1, MAX_RESULTS)
         self.k_spin.setToolTip("How many results a query returns (the k of recall@k)")
         self.k_spin.valueChanged.connect(self._on_k)
         ilay.addRow("top-k", self.k_spin)
@@ -1138,11 +1364,18 @@ class LSHPanel(QWidget):
 
     def set_mode(self, mode: str) -> None:
         """Show the 2-D store (``"points"``) or the MiniLM token memory (``"minilm"``)."""
+        self._show_mode(mode)
+        if mode == MEMORY and not len(self.memory) and not self.corpus_runner.busy:
+            self.load_corpus()
+
+    def _show_mode(self, mode: str, selected_id: int | None = None,
+                   selected_bucket: int | None = None) -> None:
         if mode not in MODE_LABELS:
             raise ValueError(f"unknown mode {mode!r}: use {POINTS!r} or {MEMORY!r}")
         self.mode = mode
-        self.selected_id = None
-        self.selected_bucket = None
+        self.selected_id = selected_id
+        self.selected_bucket = selected_bucket
+        self._pending_selection = None
         self.mode_combo.blockSignals(True)
         self.mode_combo.setCurrentIndex(list(MODE_LABELS).index(mode))
         self.mode_combo.blockSignals(False)
@@ -1152,8 +1385,6 @@ class LSHPanel(QWidget):
         self.stack.setCurrentIndex(0 if mode == POINTS else 1)
         self._show_settings()
         self._update()
-        if mode == MEMORY and not len(self.memory) and not self.corpus_runner.busy:
-            self.load_corpus()
 
     def set_bits(self, n_bits: int) -> None:
         self.bits_slider.setValue(int(n_bits))
@@ -1198,7 +1429,7 @@ class LSHPanel(QWidget):
         """Remove every vector of the store shown."""
         self.store.clear()
         if self.mode == MEMORY:
-            self._corpus_ids.clear()
+            self._forget_corpus()
         self.selected_id = None
         self.selected_bucket = None
         self._store_changed(self.mode)
@@ -1209,6 +1440,7 @@ class LSHPanel(QWidget):
         if ident is not None and int(ident) not in self.store.index:
             ident = None
         self.selected_id = None if ident is None else int(ident)
+        self._pending_selection = None
         self._draw_selection()
 
     def select_bucket(self, key: int | None) -> None:
@@ -1251,7 +1483,7 @@ class LSHPanel(QWidget):
         """Query the store shown with a stored vector (a Shift+clicked point)."""
         store = self.store
         payload = store.payload(ident)
-        label = payload.get("token", f"id {ident}")
+        label = str(payload.get("token", f"id {ident}"))
         store.query = QuerySpec(store.index.vector(int(ident))[None], (label,), "entry")
         self._requery(self.mode)
         self._draw_all()
@@ -1276,11 +1508,24 @@ class LSHPanel(QWidget):
 
     def load_corpus(self) -> None:
         """Encode the sample corpus on a worker and store its tokens (``corpusLoaded``)."""
+        self._corpus_job = 0  # a restored corpus still on its way is superseded
+        self._submit_corpus()
+        self.status.emit("Encoding the sample corpus with MiniLM…")
+
+    def _submit_corpus(self) -> int:
         self.corpus_button.setEnabled(False)
         self.corpus_progress.setValue(0)
         self.corpus_progress.setVisible(True)
-        self.corpus_runner.submit(EncodeRequest("corpus", SAMPLE_CORPUS))
-        self.status.emit("Encoding the sample corpus with MiniLM…")
+        return self.corpus_runner.submit(EncodeRequest("corpus", SAMPLE_CORPUS))
+
+    def _forget_corpus(self) -> None:
+        """The memory no longer holds the sample corpus (cleared, or replaced by a file)."""
+        if self._corpus_job:  # a restored corpus on its way would come back: stop it
+            self.corpus_runner.cancel()
+            self._corpus_job = 0
+            self.corpus_button.setEnabled(True)
+            self.corpus_progress.setVisible(False)
+        self._corpus, self._corpus_ids = None, set()
 
     def remember(self, entries) -> list[int]:
         """Store (vector, payload) pairs in the MiniLM memory and return their new ids.
@@ -1350,7 +1595,7 @@ class LSHPanel(QWidget):
         store = self.store
         store.replace(index)
         if self.mode == MEMORY:
-            self._corpus_ids.clear()
+            self._forget_corpus()
         s = self.settings[self.mode]
         self.settings[self.mode] = replace(s, n_bits=index.n_bits, n_tables=index.n_tables,
                                            seed=index.seed, table=0)
@@ -1366,6 +1611,105 @@ class LSHPanel(QWidget):
 
     def refresh(self) -> None:
         self._store_changed(self.mode)
+
+    # -- session ---------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """Both stores (index settings, ids, vectors, payloads, query), the mode shown, the
+        query controls and the selection. The sample corpus's tokens are not written out:
+        the state names the corpus and the ids its remaining tokens had, and a restore
+        encodes it again (it encodes the same every time)."""
+        return {"mode": self.mode, POINTS: self._store_state(POINTS),
+                MEMORY: self._store_state(MEMORY), "random_draws": self._random_draws,
+                "query_mode": self.query_mode.isChecked(), "query_text": self.query_edit.text(),
+                "important": self.important_check.isChecked(),
+                "important_top": self.important_spin.value(),
+                "selected_id": (self.selected_id if self._pending_selection is None
+                                else self._pending_selection),
+                "selected_bucket": self.selected_bucket}
+
+    def _store_state(self, mode: str) -> dict:
+        store, s = self.stores[mode], self.settings[mode]
+        ids, _ = store.contents()
+        own = ~np.isin(ids, list(self._corpus_ids)) if mode == MEMORY else np.ones(ids.size, bool)
+        state = {"n_bits": s.n_bits, "n_tables": s.n_tables, "probes": s.probes, "k": s.k,
+                 "table": s.table, "seed": s.seed, "next_id": store.next_id,
+                 "ids": ids[own].tolist(), "vectors": _short_floats(store.inputs()[own]),
+                 "payloads": [store.index.payload(int(i)) for i in ids[own]]}
+        if not _seeded(store.index):
+            state["hyperplanes"] = store.index.hyperplanes.reshape(-1, store.dim).tolist()
+        q = store.query
+        state["query"] = None if q is None else {
+            "vectors": q.vectors.tolist(), "labels": list(q.labels), "source": q.source,
+            "text": q.text}
+        if mode == MEMORY:
+            c = self._corpus
+            state["corpus"] = None if c is None or not self._corpus_ids else {
+                "model": c.model, "first_id": c.first_id, "count": c.count,
+                "ids": sorted(self._corpus_ids)}
+        return state
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state`: both stores are rebuilt from it, and the sample
+        corpus, if it was loaded, is encoded again on its worker and stored under its old
+        ids. Missing keys take their defaults, unknown keys are ignored; a bad value raises
+        ``ValueError`` (a :class:`app.session.SessionError` naming its key) and changes
+        nothing. Texts (the query, payloads) are only shown or encoded, never executed."""
+        r = self._read_state(state)
+        self.corpus_runner.cancel()
+        self.query_runner.cancel()
+        self.corpus_progress.setVisible(False)
+        self.corpus_button.setEnabled(True)
+        self.corpus_button.setText("Reload sample corpus" if r.corpus else "Load sample corpus")
+        self.settings, self.stores = r.settings, r.stores
+        self._corpus, self._corpus_ids, self._corpus_job = r.corpus, r.corpus_ids, 0
+        self._random_draws = r.random_draws
+        self._measured.clear()  # a restored store may have a file's hyperplanes
+        self._measured_key = None
+        self.result = None
+        self.query_mode.setChecked(r.query_mode)
+        self.query_edit.setText(r.query_text)
+        self.important_check.setChecked(r.important)
+        self.important_spin.setValue(r.important_top)
+        self.query_message.clear()
+        self.file_message.clear()
+        pending = r.selected_id is not None and r.selected_id not in r.stores[r.mode].index
+        self._show_mode(r.mode, None if pending else r.selected_id, r.selected_bucket)
+        if r.corpus is not None:
+            self._corpus_job = self._submit_corpus()
+            self._pending_selection = r.selected_id if pending else None
+            self.status.emit("Encoding the saved sample corpus again…")
+
+    @staticmethod
+    def _read_state(state: dict) -> _Restored:
+        """Check every value of ``state`` and build its stores, off the panel."""
+        if not isinstance(state, dict):
+            raise session.SessionError("the LSH state must be an object")
+        mode = session.expect_str(state, "mode", choices=tuple(MODE_LABELS), default=POINTS)
+        settings, stores = {}, {}
+        corpus, corpus_ids = None, set()
+        for m, dim in ((POINTS, 2), (MEMORY, MEMORY_DIM)):
+            settings[m], stores[m], found = _read_store(state, m, dim)
+            if found is not None:
+                corpus, corpus_ids = found
+        selected_id = selected_bucket = None
+        if state.get("selected_id") is not None:
+            selected_id = session.expect_int(state, "selected_id", low=0, high=MAX_ID)
+            if selected_id not in stores[mode].index and selected_id not in corpus_ids:
+                raise session.SessionError(f"id {selected_id} is not in the {mode} store",
+                                           "selected_id")
+        if state.get("selected_bucket") is not None:
+            selected_bucket = session.expect_int(state, "selected_bucket", low=0,
+                                                 high=2 ** settings[mode].n_bits - 1)
+        return _Restored(
+            mode, settings, stores, corpus, corpus_ids,
+            random_draws=session.expect_int(state, "random_draws", low=0, high=MAX_ID, default=0),
+            query_mode=session.expect_bool(state, "query_mode", default=False),
+            query_text=session.expect_str(state, "query_text", max_length=MAX_QUERY_TEXT,
+                                          default=DEFAULT_QUERY),
+            important=session.expect_bool(state, "important", default=True),
+            important_top=session.expect_int(state, "important_top", low=1, high=MAX_IMPORTANT,
+                                             default=3),
+            selected_id=selected_id, selected_bucket=selected_bucket)
 
     def export(self, path, view: str = "main"):
         """.png/.svg of the main view ("main": hyperplanes or PCA; also "plane", "pca"), of
@@ -1388,7 +1732,7 @@ class LSHPanel(QWidget):
             for t in range(store.index.n_tables):
                 for key, size in sorted(store.buckets(t)):
                     text.write(f"{t + 1},{key},{size}\n")
-            export._write_atomic(path, text.getvalue().encode())
+            export.write_bytes(path, text.getvalue().encode())
             return path
         if suffix not in (".png", ".svg"):
             raise export.ExportError(f"unsupported file type '{suffix}': use .png, .svg, "
@@ -1832,16 +2176,42 @@ class LSHPanel(QWidget):
         self.corpus_button.setEnabled(True)
         self.corpus_progress.setVisible(False)
         self._show_model(encoded)
-        old = [i for i in self._corpus_ids if i in self.memory.index]
-        if old:  # loading again replaces the corpus, not what was remembered
-            self.memory.remove(old)
-        ids = self.memory.add(encoded.vectors, encoded.payloads)
-        self._corpus_ids = set(ids.tolist())
-        self._store_changed(MEMORY)
         self.corpus_button.setText("Reload sample corpus")
-        self.status.emit(f"Stored {len(ids)} tokens of {len(SAMPLE_CORPUS)} sentences "
-                         f"({encoded.model_name}, {job.seconds:.1f} s)")
+        if job.job_id == self._corpus_job:
+            self._corpus_job = 0
+            ids = self._restore_corpus(encoded)
+        else:
+            old = [i for i in self._corpus_ids if i in self.memory.index]
+            if old:  # loading again replaces the corpus, not what was remembered
+                self.memory.remove(old)
+            ids = self.memory.add(encoded.vectors, encoded.payloads)
+            self._corpus_ids = set(ids.tolist())
+            self._corpus = (_Corpus(encoded.model_name, int(ids[0]), int(ids.size)) if ids.size
+                            else None)
+            self.status.emit(f"Stored {len(ids)} tokens of {len(SAMPLE_CORPUS)} sentences "
+                             f"({encoded.model_name}, {job.seconds:.1f} s)")
+        self._store_changed(MEMORY)
         self.corpusLoaded.emit(len(ids))
+
+    def _restore_corpus(self, encoded: EncodedTokens) -> np.ndarray:
+        """Store again the corpus tokens a restored session kept, under their old ids."""
+        corpus = self._corpus
+        if (encoded.model_name, len(encoded.payloads)) != (corpus.model, corpus.count):
+            self.query_message.setText(
+                f"The saved sample corpus was not restored: it was {corpus.count} tokens of "
+                f"{corpus.model}, here it is {len(encoded.payloads)} of {encoded.model_name}. "
+                "Load sample corpus stores it again.")
+            self.corpus_button.setText("Load sample corpus")
+            self._corpus, self._corpus_ids = None, set()
+            self._pending_selection = None
+            return np.empty(0, np.int64)
+        ids = np.array(sorted(self._corpus_ids), dtype=np.int64)
+        at = ids - corpus.first_id
+        self.memory.add(encoded.vectors[at], [encoded.payloads[i] for i in at], ids=ids)
+        if self._pending_selection is not None and self.mode == MEMORY:
+            self.selected_id, self._pending_selection = self._pending_selection, None
+        self.status.emit(f"Restored {ids.size} tokens of the sample corpus ({corpus.model})")
+        return ids
 
     def _on_query_encoded(self, job: JobResult) -> None:
         encoded: EncodedTokens = job.value
@@ -1904,4 +2274,4 @@ class LSHPanel(QWidget):
 
 __all__ = ["SAMPLE_CORPUS", "EncodeRequest", "EncodedTokens", "LSHPanel", "LSHStore",
            "ModeSettings", "QueryResult", "QuerySpec", "encode_tokens", "exact_top_k",
-           "pca_2d", "run_query"]
+           "index_on", "pca_2d", "run_query"]

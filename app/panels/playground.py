@@ -10,6 +10,10 @@ paint delays the next picture instead of queueing pictures.
 The :class:`TrainingSession` (the engine's ``Trainer`` and its data) is built and touched on
 the worker only; a new setting makes a new session, and snapshots of an older one are
 dropped on arrival.
+
+Training is deterministic: the settings (with their seed) and the number of steps taken fix
+the network, its optimizer state and its loss history. A saved session therefore keeps the
+step count, not the weights, and a restored panel replays the run on its worker.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from PySide6.QtWidgets import (
 )
 
 from app import export as _export
+from app import session as _session
 from app.jobs import JobFailure, JobResult, JobRunner
-from app.panels._layout import controls_beside_views, panel_shortcuts
+from app.panels._layout import controls_beside_views, panel_shortcuts, signals_blocked
 from engine import datasets, mlp, optimizers, surfaces, training
 
 DATASETS = {"xor": "XOR", "circles": "circles", "moons": "two moons", "spirals": "spirals",
@@ -66,8 +71,14 @@ SPEEDS = {0: "as fast as possible", 1: "1 step per frame", 10: "10 steps per fra
           100: "100 steps per frame"}
 
 LR_RANGE = (-4.0, 2.0)  # log10 of the learning-rate slider's ends: 1e-4 .. 100
+#: The spin boxes' (low, high, step, decimals), also the bounds a saved session must keep.
+NOISE, VALIDATION, L2, DROPOUT = ((0.0, 1.0, 0.01, 3), (0.0, 0.9, 0.05, 2),
+                                  (0.0, 1.0, 0.0005, 5), (0.0, mlp.MAX_DROPOUT, 0.05, 2))
+POINTS, BATCH, PATIENCE, MAX_STEPS, SEED = ((20, 5000, 50), (0, 5000, 8), (0, 1000, 5),
+                                            (10, 1_000_000, 1000), (0, 999_999, 1))
 CHUNK_SECONDS = 0.015  # optimizer steps per chunk: as many as fit in this time
 MAX_CHUNK_STEPS = 5000
+REPLAY_SECONDS = 0.1  # chunks replaying a saved run: fewer snapshots, the same steps
 SLOW_FRAME_MS = 33  # a fixed-steps speed shows at most 30 frames a second
 SIDE_VIEWS_MS = 100  # loss curves, unit maps, confusion matrix and status: 10 times a second
 MAP_SIZE = 100  # decision map grid, n x n
@@ -509,6 +520,7 @@ class PlaygroundPanel(QWidget):
         self._error_shown = False
         self._frame_time = 0.0
         self._points_session = 0
+        self._replay: tuple[int, bool] | None = None  # (step, ended) a restored run is trained to
         self.runner = JobRunner(train_chunk, "playground", self)
         self.runner.finished.connect(self._on_chunk)
         self.runner.failed.connect(self._on_failed)
@@ -535,17 +547,17 @@ class PlaygroundPanel(QWidget):
                                     "8×8 handwritten digits (64 inputs, 10 classes)")
         self.dataset_box.currentIndexChanged.connect(self._on_settings)
         dlay.addRow("data set", self.dataset_box)
-        self.noise_spin = self._double_spin(0.0, 1.0, 0.01, 3, s.noise,
+        self.noise_spin = self._double_spin(*NOISE, s.noise,
                                             "Standard deviation of the Gaussian jitter added to each point")
         dlay.addRow("noise σ", self.noise_spin)
-        self.points_spin = self._int_spin(20, 5000, 50, s.points, "Number of points (training + validation)")
+        self.points_spin = self._int_spin(*POINTS, s.points, "Number of points (training + validation)")
         dlay.addRow("points", self.points_spin)
-        self.validation_spin = self._double_spin(0.0, 0.9, 0.05, 2, s.validation,
+        self.validation_spin = self._double_spin(*VALIDATION, s.validation,
                                                  "Share of the points held out for validation: never used "
                                                  "for gradients (seed 003's stopping rule). 0 = none")
         self.validation_spin.setSpecialValueText("none")
         dlay.addRow("validation share", self.validation_spin)
-        self.seed_spin = self._int_spin(0, 999_999, 1, s.seed, "Seed of the points, the split, the initial "
+        self.seed_spin = self._int_spin(*SEED, s.seed, "Seed of the points, the split, the initial "
                                                               "weights, the batches and dropout")
         dlay.addRow("seed", self.seed_spin)
         column.addWidget(dbox)
@@ -580,7 +592,7 @@ class PlaygroundPanel(QWidget):
                                  "squared error ||a(L) − y||² of eq. 35 on a linear or sigmoid output")
         self.loss_box.currentIndexChanged.connect(self._on_settings)
         nlay.addRow("loss", self.loss_box)
-        self.dropout_spin = self._double_spin(0.0, mlp.MAX_DROPOUT, 0.05, 2, s.dropout,
+        self.dropout_spin = self._double_spin(*DROPOUT, s.dropout,
                                               "Probability of dropping each hidden unit at each training step")
         nlay.addRow("dropout", self.dropout_spin)
         column.addWidget(nbox)
@@ -606,20 +618,20 @@ class PlaygroundPanel(QWidget):
         lr_row.addWidget(self.lr_slider, 1)
         lr_row.addWidget(self.lr_label)
         tlay.addRow("learning rate η", lr_row)
-        self.l2_spin = self._double_spin(0.0, 1.0, 0.0005, 5, s.l2,
+        self.l2_spin = self._double_spin(*L2, s.l2,
                                          "λ of the L2 regularizer λ Σ w² (eqs. 7 and 40; bias weights excluded)")
         tlay.addRow("L2 λ", self.l2_spin)
-        self.batch_spin = self._int_spin(0, 5000, 8, s.batch_size,
+        self.batch_spin = self._int_spin(*BATCH, s.batch_size,
                                          "Examples per step; full batch = every training point at every step")
         self.batch_spin.setSpecialValueText("full batch")
         tlay.addRow("batch size", self.batch_spin)
-        self.patience_spin = self._int_spin(0, 1000, 5, s.patience,
+        self.patience_spin = self._int_spin(*PATIENCE, s.patience,
                                             f"Stop when the validation loss (checked every {EVAL_EVERY} steps) "
                                             "has not improved this many times, and restore the best weights "
                                             "(seed 003's stopping rule). 0 = never stop early")
         self.patience_spin.setSpecialValueText("off")
         tlay.addRow("patience", self.patience_spin)
-        self.max_steps_spin = self._int_spin(10, 1_000_000, 1000, s.max_steps, "Training stops after this many steps")
+        self.max_steps_spin = self._int_spin(*MAX_STEPS, s.max_steps, "Training stops after this many steps")
         tlay.addRow("stop after (steps)", self.max_steps_spin)
         column.addWidget(tbox)
 
@@ -921,6 +933,11 @@ class PlaygroundPanel(QWidget):
         return self.snapshot.step if self.snapshot is not None else 0
 
     @property
+    def is_replaying(self) -> bool:
+        """True while a restored session's run is being trained again up to its step."""
+        return self._replay is not None
+
+    @property
     def history(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Copies of the loss histories drawn so far: {"train": (steps, losses), "validation": ...}."""
         return {"train": tuple(a.copy() for a in self._train_history.data()),
@@ -940,7 +957,7 @@ class PlaygroundPanel(QWidget):
 
     def play(self) -> None:
         """Train continuously; each delivered chunk is drawn and asks for the next."""
-        if self._closed or self._playing:
+        if self._closed or self._playing or self._refuse_while_replaying():
             return
         if self.snapshot is not None and self.snapshot.done and self.snapshot.session == self._session.id:
             self._say(f"Training has ended ({self.snapshot.status}). Reset (Home) starts a new network.")
@@ -960,6 +977,8 @@ class PlaygroundPanel(QWidget):
 
     def step(self) -> None:
         """Pause and take exactly one optimizer step."""
+        if self._refuse_while_replaying():
+            return
         self.pause()
         self._submit(1, None)
 
@@ -990,6 +1009,74 @@ class PlaygroundPanel(QWidget):
         """Write .png (views side by side, or one), .svg (one view) or .csv (loss histories)."""
         return export_playground(self, path, view)
 
+    # -- session -----------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """Every setting, the playback speed, the step the network has reached and whether
+        training had ended there: the run is deterministic, so these bring back its
+        weights, curves, maps and status."""
+        s = self.settings
+        current = self.snapshot is not None and self.snapshot.session == self._session.id
+        step, ended = self._replay or ((self.snapshot.step, self.snapshot.done) if current
+                                       else (0, False))
+        return {"dataset": s.dataset, "noise": s.noise, "points": s.points,
+                "hidden": ", ".join(str(w) for w in s.hidden), "activation": s.activation,
+                "loss": _loss_key(s), "method": s.method, "lr": s.lr, "l2": s.l2,
+                "batch_size": s.batch_size, "dropout": s.dropout, "validation": s.validation,
+                "patience": s.patience, "max_steps": s.max_steps, "seed": s.seed,
+                "speed": self.speed_box.currentData(),
+                "step": step, "ended": ended}
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state`: a new network with its settings, trained again on
+        the worker up to the saved step. Missing keys take their defaults, unknown keys are
+        ignored; a bad value raises ``ValueError`` (a :class:`app.session.SessionError`
+        naming its key) before anything changes. The hidden widths are text, checked as
+        typed ones are."""
+        settings, speed, step, ended = self._read_state(state)
+        self._next.stop()
+        self._lr_apply.stop()
+        self._set_playing(False)
+        self.settings = settings
+        self._show_settings()
+        self.speed_box.setCurrentIndex(self.speed_box.findData(speed))
+        self._new_network(replay_to=step, ended=ended)
+
+    @staticmethod
+    def _read_state(state: dict) -> tuple[PlaygroundSettings, int, int, bool]:
+        """(settings, speed, step, ended) of ``state``, each value checked as its widget
+        would check it."""
+        if not isinstance(state, dict):
+            raise _session.SessionError("the playground state must be an object")
+        d = PlaygroundSettings()
+        number, whole, text = _session.expect_number, _session.expect_int, _session.expect_str
+
+        def spin(key, bounds, read=number):
+            return read(state, key, low=bounds[0], high=bounds[1], default=getattr(d, key))
+
+        widths = text(state, "hidden", max_length=100, default=", ".join(map(str, d.hidden)))
+        try:
+            hidden = parse_widths(widths)
+        except ValueError as error:
+            raise _session.SessionError(str(error), "hidden") from None
+        loss, output, _label = LOSSES[text(state, "loss", choices=tuple(LOSSES), default=_loss_key(d))]
+        lo, hi = (10.0 ** e for e in LR_RANGE)
+        settings = PlaygroundSettings(
+            dataset=text(state, "dataset", choices=tuple(DATASETS), default=d.dataset),
+            noise=spin("noise", NOISE), points=spin("points", POINTS, whole), hidden=hidden,
+            activation=text(state, "activation", choices=tuple(ACTIVATIONS), default=d.activation),
+            loss=loss, output=output,
+            method=text(state, "method", choices=tuple(optimizers.METHODS), default=d.method),
+            lr=number(state, "lr", low=lo, high=hi, default=d.lr), l2=spin("l2", L2),
+            batch_size=spin("batch_size", BATCH, whole), dropout=spin("dropout", DROPOUT),
+            validation=spin("validation", VALIDATION), patience=spin("patience", PATIENCE, whole),
+            max_steps=spin("max_steps", MAX_STEPS, whole), seed=spin("seed", SEED, whole))
+        speed = whole(state, "speed", default=next(iter(SPEEDS)))
+        if speed not in SPEEDS:
+            raise _session.SessionError(f"expected one of {', '.join(map(str, SPEEDS))}, got {speed}",
+                                        "speed")
+        step = whole(state, "step", low=0, high=settings.max_steps, default=0)
+        return settings, speed, step, _session.expect_bool(state, "ended", default=False)
+
     def shutdown(self) -> None:
         """Stop training and the worker (called when the window closes)."""
         self._closed = True
@@ -1019,12 +1106,10 @@ class PlaygroundPanel(QWidget):
 
     def _show_settings(self) -> None:
         s = self.settings
-        widgets = (self.dataset_box, self.noise_spin, self.points_spin, self.activation_box, self.loss_box,
-                   self.method_box, self.lr_slider, self.l2_spin, self.batch_spin, self.dropout_spin,
-                   self.validation_spin, self.patience_spin, self.max_steps_spin, self.seed_spin)
-        for w in widgets:
-            w.blockSignals(True)
-        try:
+        with signals_blocked(self.dataset_box, self.noise_spin, self.points_spin, self.activation_box,
+                             self.loss_box, self.method_box, self.lr_slider, self.l2_spin,
+                             self.batch_spin, self.dropout_spin, self.validation_spin,
+                             self.patience_spin, self.max_steps_spin, self.seed_spin):
             self.dataset_box.setCurrentIndex(list(DATASETS).index(s.dataset))
             self.noise_spin.setValue(s.noise)
             self.points_spin.setValue(s.points)
@@ -1039,9 +1124,6 @@ class PlaygroundPanel(QWidget):
             self.patience_spin.setValue(s.patience)
             self.max_steps_spin.setValue(s.max_steps)
             self.seed_spin.setValue(s.seed)
-        finally:
-            for w in widgets:
-                w.blockSignals(False)
         self.lr_label.setText(f"{s.lr:.3g}")
         self.widths_edit.setText(", ".join(str(w) for w in s.hidden))
         self.widths_message.setVisible(False)
@@ -1086,17 +1168,28 @@ class PlaygroundPanel(QWidget):
             self.settings = replace(self.settings, hidden=widths)
             self._new_network()
 
-    def _new_network(self) -> None:
-        """A new session for the current settings; results of older ones are dropped."""
+    def _new_network(self, replay_to: int = 0, ended: bool = False) -> None:
+        """A new session for the current settings; results of older ones are dropped. With
+        ``replay_to`` (or ``ended``), the new network is trained, paused, up to that step
+        (and until training ends)."""
         self._next.stop()
         self._session = TrainingSession(self.settings)
+        self._replay = (replay_to, ended) if replay_to or ended else None
         self._train_history.clear()
         self._val_history.clear()
         self.networkReset.emit(self.settings)
-        if self._playing:
+        if replay_to or ended:
+            self._submit(replay_to + int(ended), REPLAY_SECONDS)
+        elif self._playing:
             self._submit_chunk()
         else:
             self._submit(0, None)
+
+    def _refuse_while_replaying(self) -> bool:
+        if self._replay is not None:
+            self._say(f"Replaying the saved run up to step {self._replay[0]}: Play and Step "
+                      "work once it is there (Reset abandons it).")
+        return self._replay is not None
 
     # -- jobs --------------------------------------------------------------------------
     def _submit(self, steps: int, budget: float | None) -> None:
@@ -1120,6 +1213,9 @@ class PlaygroundPanel(QWidget):
         if snap.session != self._session.id:
             return  # a network that has been replaced
         self._absorb(snap)
+        if self._replay is not None:
+            self._on_replayed(snap)
+            return
         animating = self._playing
         if self._playing:
             if snap.done:
@@ -1132,7 +1228,27 @@ class PlaygroundPanel(QWidget):
         self._draw(snap, animating and not snap.done)
         self.trained.emit(snap)
 
+    def _on_replayed(self, snap: Snapshot) -> None:
+        """A chunk of a replayed run: ask for the rest, or end the replay. A run that had
+        ended takes one step more, which ends it again (a diverging step is not counted)."""
+        target, ended = self._replay
+        missing = target - snap.step
+        going = not snap.done and (missing > 0 or (ended and missing == 0))
+        if going:
+            self._submit(missing + int(ended), REPLAY_SECONDS)
+        else:
+            self._replay = None
+        self._draw(snap, animating=going)
+        self.trained.emit(snap)
+        if going:
+            self._say(f"step {snap.step} of {target}\nreplaying the saved run…")
+        elif missing or snap.done != ended:
+            self._say(f"step {snap.step} · this run went differently when replayed here: the saved "
+                      f"one was at step {target}{' and had ended' if ended else ''}\n{snap.status}",
+                      error=True)
+
     def _on_failed(self, failure: JobFailure) -> None:
+        self._replay = None
         self.pause()
         self._say(f"The network could not be trained: {failure.message}", error=True)
 
@@ -1311,7 +1427,7 @@ def export_playground(panel: PlaygroundPanel, path, view: str = "auto") -> Path:
     if view not in ("auto", "all") + VIEWS:
         raise _export.ExportError(f"unknown view '{view}': use auto, all, {', '.join(VIEWS)}")
     if suffix in _export.TABLE:
-        _export._write_atomic(path, loss_csv(panel).encode())
+        _export.write_bytes(path, loss_csv(panel).encode())
         return path
     views = _views(panel)
     if suffix in _export.VECTOR:

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from app import export
+from app import export, session
 from app.contour_view import POINT_STYLES, ContourView
 from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
@@ -713,6 +713,118 @@ class SurfacePanel(QWidget):
         if self.landscape is not None:
             filters["NumPy arrays: x, y, loss, accuracy, path (*.npz)"] = ("auto", ".npz")
         return filters
+
+    # -- session ------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """Everything the user set: the function or the landscape's choices, the window,
+        levels and view toggles, and a pinned read-out (the views are recomputed)."""
+        s, ls = self.settings, self.settings.landscape
+        return {
+            "source": s.source, "text": s.text, "preset": s.preset, "params": dict(s.params),
+            "x_range": list(s.x_range), "y_range": list(s.y_range), "resolution": s.resolution,
+            "n_levels": s.n_levels, "level_spacing": s.level_spacing, "filled": s.filled,
+            "arrows": s.arrows, "wireframe": s.wireframe, "critical_points": s.critical_points,
+            "landscape": {"directions": ls.directions, "bias": ls.bias, "grid": ls.grid,
+                          "span": ls.span, "metric": ls.metric, "seed": ls.seed},
+            "pinned": list(self._pinned) if self._pinned is not None else None,
+        }
+
+    def restore_session_state(self, state: dict) -> None:
+        """Show a :meth:`session_state`. Everything is checked first, the text by the same
+        parser as typed text (never executed): a bad value raises
+        :class:`app.session.SessionError` naming its key and changes nothing."""
+        settings, pinned = self._read_state(state)
+        self._leave_landscape()
+        self.unpin_probe()
+        if settings.source == "landscape":
+            self.settings = replace(settings, source="function")
+            self.set_landscape(settings.landscape)
+            self.settings = replace(self.settings, level_spacing=settings.level_spacing)
+            self._apply_settings_to_widgets()
+            self.refresh()
+        else:
+            self.settings = settings
+            self._apply_settings_to_widgets()
+            for name, slider in self._param_sliders.items():  # sliders kept for the same names
+                if name in settings.params:
+                    value = settings.params[name]
+                    span = max(5.0, 3.0 * abs(value), abs(slider.minimum()))
+                    slider.blockSignals(True)
+                    slider.setRange(-span, span)
+                    slider.setValue(value)
+                    slider.blockSignals(False)
+            self.refresh()
+        if pinned is not None:
+            self._pinned, self._pinned_source = pinned, settings.source
+            self._submit_probe(*pinned)
+
+    def _read_state(self, state) -> tuple[SurfaceSettings, tuple[float, float] | None]:
+        if not isinstance(state, dict):
+            raise session.SessionError("the loss-surface state must be an object")
+        d = SurfaceSettings()
+        num, whole = session.expect_number, session.expect_int
+        source = session.expect_str(state, "source", choices=("function", "landscape"),
+                                    default=d.source)
+        text = session.expect_str(state, "text", max_length=2000, default=d.text)
+        try:
+            expression = surfaces.parse_cached(text)  # the typed-text check; nothing is run
+        except ExpressionError as error:
+            raise session.SessionError(f"not a function: {error}", "text") from None
+        preset = state.get("preset", d.preset)
+        if preset is not None:
+            preset = session.expect_str(state, "preset", choices=surfaces.preset_keys())
+        given = session.expect_dict(state, "params", default={})
+        if len(given) > 16:
+            raise session.SessionError(f"{len(given)} parameters; at most 16", "params")
+        params = {}
+        for name in given:
+            if name not in expression.parameters:
+                raise session.SessionError(f"the function has no parameter {name!r}", "params")
+            params[name] = num(given, name, "params", -1e6, 1e6)
+        ranges = []
+        for key, default in (("x_range", d.x_range), ("y_range", d.y_range)):
+            pair = session.expect_list(state, key, max_length=2, default=list(default))
+            lo, hi = (num(pair, i, key, -1e6, 1e6) for i in range(2)) if len(pair) == 2 else (0, 0)
+            if len(pair) != 2 or not lo < hi:
+                raise session.SessionError("expected [from, to] with from < to", key)
+            ranges.append((lo, hi))
+        resolution = whole(state, "resolution", default=d.resolution)
+        if resolution not in RESOLUTIONS:
+            raise session.SessionError(f"expected one of {', '.join(map(str, RESOLUTIONS))}, "
+                                       f"got {resolution}", "resolution")
+        flags = {key: session.expect_bool(state, key, default=getattr(d, key))
+                 for key in ("filled", "arrows", "wireframe", "critical_points")}
+        lg = session.expect_dict(state, "landscape", default={})
+        dl = LandscapeSettings()
+        span = lg.get("span", dl.span)
+        if span is not None:
+            span = num(lg, "span", "landscape", 0.0, landscape.MAX_SPAN)
+            span = span or None  # 0 is the spin box's "automatic"
+        grid = whole(lg, "grid", "landscape", *LANDSCAPE_GRIDS, default=dl.grid)
+        if grid % 2 == 0:
+            raise session.SessionError(f"expected an odd number, got {grid}", "landscape.grid")
+        ls = LandscapeSettings(
+            directions=session.expect_str(lg, "directions", "landscape",
+                                          choices=landscape.DIRECTIONS, default=dl.directions),
+            bias=session.expect_str(lg, "bias", "landscape", choices=landscape.BIASES,
+                                    default=dl.bias),
+            grid=grid, span=span,
+            metric=session.expect_str(lg, "metric", "landscape", choices=landscape.METRICS,
+                                      default=dl.metric),
+            seed=whole(lg, "seed", "landscape", 0, 2**31 - 1, default=dl.seed))
+        pinned = state.get("pinned")
+        if pinned is not None:
+            pair = session.expect_list(state, "pinned", max_length=2)
+            if len(pair) != 2:
+                raise session.SessionError("expected [x, y]", "pinned")
+            pinned = (num(pair, 0, "pinned", -1e6, 1e6), num(pair, 1, "pinned", -1e6, 1e6))
+        settings = SurfaceSettings(
+            text=text, preset=preset, params=params, x_range=ranges[0], y_range=ranges[1],
+            resolution=resolution, n_levels=whole(state, "n_levels", "", 3, 60, default=d.n_levels),
+            level_spacing=session.expect_str(state, "level_spacing", choices=("linear", "log"),
+                                             default=d.level_spacing),
+            source=source, landscape=ls, **flags)
+        return settings, pinned
 
     def shutdown(self) -> None:
         """Stop this panel's workers (the window also stops every runner on quit)."""

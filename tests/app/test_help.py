@@ -193,3 +193,19 @@ def test_a_window_without_parent_is_reused_too(qtbot):
     qtbot.addWidget(first)
     assert helpmod.show_help(None, "descent") is first and first.key == "descent"
     first.close()
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support")
+def test_f1_opens_the_current_tabs_help(qtbot, tmp_path):
+    from app.main_window import MainWindow
+
+    window = MainWindow(recovery_dir=tmp_path)
+    qtbot.addWidget(window)
+    action = next(a for a in window.menuBar().actions() if a.text() == "&Help").menu().actions()[0]
+    assert action.shortcut().toString() == "F1"
+    window.tabs.setCurrentWidget(window.descent)
+    dialog = window.show_help()
+    assert dialog.isVisible() and "Gradient descent" in dialog.windowTitle()
+    window.tabs.setCurrentWidget(window.lsh)
+    assert window.show_help() is dialog and "LSH" in dialog.windowTitle()
+    dialog.close()
