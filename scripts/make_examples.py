@@ -64,13 +64,15 @@ def main() -> int:
 
     # Seeds 001 and 002: gradient descent stalls at a saddle point, Adam leaves it.
     window = fresh()
-    window.surface.set_preset("saddle")
+    window.surface.set_expression("x**2 + (y**2 - 1)**2")
+    wait(app, lambda: window.surface.result is not None
+         and window.surface.result.request.text == "x**2 + (y**2 - 1)**2")
     choose(window.descent, ("sgd", "momentum", "adam"), 0.01, 800, (1.5, 0.001))
     write("saddle_sgd_vs_adam", "Saddle point: SGD vs Adam",
-          "f = x² − y² from (1.5, 0.001): plain gradient descent slides to the saddle at the "
-          "origin and waits there while the tiny y-component grows; Adam rescales each "
-          "coordinate by its own gradient history and leaves the saddle at once (seeds 001, 002).",
-          "descent", window)
+          "f = x² + (y² − 1)² has a saddle at the origin between minima at (0, ±1). From "
+          "(1.5, 0.001) plain gradient descent slides to the saddle and waits there while the "
+          "tiny y-component grows; Adam rescales each coordinate by its own gradient history "
+          "and leaves it long before (seeds 001, 002).", "descent", window)
     window.close()
 
     # Seed 001: clipping tames the steep walls of Rosenbrock's valley.
