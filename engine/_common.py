@@ -145,12 +145,3 @@ def _robust_scale(values: np.ndarray) -> float:
     if not (math.isfinite(spread) and spread > 0):
         spread = float(np.max(np.abs(v))) if np.isfinite(np.max(np.abs(v))) else 1.0
     return spread if spread > 0 else 1.0
-
-
-def drain(steps):
-    """Run a progress generator (a job that yields fractions) to its end; return its value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value

@@ -62,7 +62,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from engine._common import drain
+from engine._progress import drain
 from engine.datasets import Dataset, load_digits
 from engine.mlp import (
     ACTIVATIONS,

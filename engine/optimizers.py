@@ -38,8 +38,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from engine._common import _as_expression, _check_range, _param_values, drain
+from engine._common import _as_expression, _check_range, _param_values
 from engine._kernel import advance
+from engine._progress import drain
 from engine.critical_points import critical_points, probe
 from engine.expressions import Expression
 

@@ -51,6 +51,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from engine._progress import drain
+
 __all__ = [
     "INSTALL_COMMAND",
     "MAX_TOKENS",
@@ -488,6 +490,12 @@ class TransformerModel:
         ValueError
             If the text is longer than :attr:`max_tokens` pieces (nothing is truncated).
         """
+        return drain(self.encode_steps(text))
+
+    def encode_steps(self, text: str):
+        """:meth:`encode` as a progress generator: yields the fraction of the encoder layers
+        done after each layer and returns the :class:`TransformerOutput`, so that a job
+        running it can stop between two layers."""
         pieces = self.tokenize(text)
         count = len(pieces.ids)
         if count > self.max_tokens:
@@ -496,7 +504,7 @@ class TransformerModel:
                 f"reads at most {self.max_tokens}: shorten it by {count - self.max_tokens} "
                 f"tokens")
         ids = np.asarray(pieces.ids, dtype=np.int64)
-        hidden, attentions = self.forward(ids)
+        hidden, attentions = yield from self.forward_steps(ids)
         pooled = hidden[-1].mean(axis=0, dtype=np.float64)
         norm = np.linalg.norm(pooled)
         embedding = (pooled / max(norm, 1e-12)).astype(np.float32)
@@ -513,6 +521,11 @@ class TransformerModel:
         Returns the hidden states, (layers + 1, T, hidden), and the attention probabilities,
         (layers, heads, T, T), both float32 and freshly allocated.
         """
+        return drain(self.forward_steps(ids))
+
+    def forward_steps(self, ids):
+        """:meth:`forward` as a progress generator: yields ``(l + 1) / layers`` after layer
+        ``l`` and returns what :meth:`forward` returns."""
         ids = np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0:
             raise ValueError("ids must be a non-empty 1-D sequence")
@@ -561,6 +574,7 @@ class TransformerModel:
             np.matmul(w.wo2, inner, out=projected)
             _add_layer_norm(projected, middle, w.bo2, w.ln2_gamma, w.ln2_beta, eps,
                             hidden[l + 1])
+            yield (l + 1) / L
         return np.ascontiguousarray(hidden.transpose(0, 2, 1)), attentions
 
 

@@ -69,16 +69,19 @@ class AttentionResult:
     notice: str  # "" for the real model, else why a random transformer stands in
 
 
-def compute_attention(request: AttentionRequest) -> AttentionResult:
+def compute_attention(request: AttentionRequest):
     """Encode ``request.text`` with MiniLM, or with the random transformer when MiniLM is
-    not installed (the notice says so and how to install it)."""
+    not installed (the notice says so and how to install it). A progress generator that
+    yields after each encoder layer (a newer text or closing the window stops it there)
+    and returns an :class:`AttentionResult`."""
     try:
         model = transformer.load_minilm()
         notice = ""
     except transformer.ModelUnavailable as error:
         model = transformer.random_transformer(0)
         notice = f"{error} Meanwhile: {model.name}."
-    return AttentionResult(model.encode(request.text), notice)
+    output = yield from model.encode_steps(request.text)
+    return AttentionResult(output, notice)
 
 
 @dataclass

@@ -343,6 +343,18 @@ def test_xor_is_learned_within_2000_steps(activation):
     assert steps[-1] == reached and losses[-1] < losses[0]
 
 
+def test_digits_are_scikit_learns_whether_read_from_its_file_or_by_its_loader(monkeypatch):
+    from sklearn import datasets
+
+    reference = datasets.load_digits()
+    for table in (True, False):  # the file read directly, then scikit-learn's own loader
+        if not table:
+            monkeypatch.setattr(DS, "_digits_table", lambda: None)
+        digits = DS.load_digits()
+        np.testing.assert_array_equal(digits.X, reference.data / 16.0)
+        np.testing.assert_array_equal(digits.y, reference.target)
+
+
 def test_digits_train_to_over_80_percent_validation_accuracy():
     digits = DS.load_digits()
     assert digits.X.shape == (1797, 64) and digits.y.shape == (1797,)

@@ -227,6 +227,22 @@ def test_encode_from_several_threads_gives_the_same_result(minilm):
         np.testing.assert_array_equal(a.embedding, b.embedding)
 
 
+@needs_model
+def test_encoding_yields_after_each_layer_and_stops_there(minilm):
+    text = "a job can stop between two encoder layers"
+    steps = minilm.encode_steps(text)
+    fractions = [next(steps) for _ in range(minilm.num_layers)]
+    assert fractions == [(l + 1) / minilm.num_layers for l in range(minilm.num_layers)]
+    with pytest.raises(StopIteration) as done:
+        next(steps)
+    whole = minilm.encode(text)
+    np.testing.assert_array_equal(done.value.value.attentions, whole.attentions)
+    np.testing.assert_array_equal(done.value.value.embedding, whole.embedding)
+    stopped = minilm.encode_steps(text)
+    assert next(stopped) == 1 / minilm.num_layers
+    stopped.close()  # what the job runner does when the window closes mid-encoding
+
+
 # -- a broken or missing model -----------------------------------------------------------------
 
 def _copy_model(tmp_path: Path) -> Path:
