@@ -605,6 +605,14 @@ class Actions:
                     except ExportError as error:
                         self.refuse(f"warm-up export: {error}")
 
+    def restore(self, document: dict) -> str:
+        """Put every panel back as the session ``document`` has it and let the work that
+        starts finish; returns "" or why the session was refused."""
+        self.show(self.window.surface)
+        opened = self.window.open_session_document(document)
+        self.settle(180)
+        return "" if opened else self.window.session.last_error or "refused"
+
     def start_everything(self) -> list[str]:
         """A race playing, a network training, a basin map and a landscape computing: the
         work a user may leave running when closing the window. Returns what is running."""
