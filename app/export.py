@@ -7,15 +7,17 @@ script is the figure the window shows.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers the exporters)
-from PySide6.QtCore import QBuffer, QCoreApplication, QIODevice, QRect, QRectF
+from PySide6.QtCore import QBuffer, QCoreApplication, QEventLoop, QIODevice, QRect, QRectF, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
+from app.jobs import JobResult, JobRunner
 from engine import surfaces
 from engine._atomic import atomic_write
 
@@ -179,17 +181,55 @@ def image_array(image: QImage) -> np.ndarray:
     return data[:, : w * 3].reshape(h, w, 3).copy()
 
 
+@dataclass(frozen=True, eq=False)
+class _Encoding:
+    """Frames to encode into ``tmp`` (the temporary file beside the export)."""
+
+    tmp: Path
+    frames: np.ndarray  # (n, H, W, 3) uint8
+    suffix: str
+    fps: int
+
+
+def _encode(job: _Encoding):
+    """Generator job: encode the frames one by one (yielding the fraction done after each,
+    so closing the window stops it between two frames) and write the file at ``job.tmp``."""
+    n = len(job.frames)
+    if job.suffix == ".gif":
+        from PIL import Image
+
+        # Each frame gets its own adaptive palette, as Pillow's GIF writer would give it;
+        # converting them here, one per step, keeps the final write short.
+        pictures = []
+        for i, frame in enumerate(job.frames):
+            pictures.append(Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE))
+            yield 0.95 * (i + 1) / n
+        pictures[0].save(job.tmp, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=int(1000 / job.fps), loop=0)
+    else:
+        import imageio.v2 as iio
+
+        writer = iio.get_writer(job.tmp, format="FFMPEG", mode="I", fps=job.fps,
+                                codec="libx264", macro_block_size=16, quality=7)
+        try:
+            for i, frame in enumerate(job.frames):
+                writer.append_data(frame)
+                yield (i + 1) / n
+        finally:
+            writer.close()
+    return job.tmp
+
+
 def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 120, fps: int = 15,
                      progress=None) -> Path:
     """An animated GIF or an MP4 of a panel's animation, one picture per shown frame.
 
     ``panel`` offers ``animation_frames()`` (the frame numbers worth showing) and
-    ``show_frame(k)``. Frames are rendered on the GUI thread, as every picture is; the
-    event loop runs between them, and ``progress(fraction)`` returning False cancels, as
-    does closing the panel's window (the app is quitting: no file is written).
+    ``show_frame(k)``. Frames are rendered on the GUI thread, as every picture is, with the
+    event loop running between them; they are encoded on a worker thread while the event
+    loop keeps running. ``progress(fraction)`` returning False cancels, as does closing the
+    panel's window (the app is quitting): no file is written then.
     """
-    import imageio.v3 as iio
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in ANIMATION:
@@ -204,12 +244,20 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
     saved = panel.frame
     window = panel.window()
     shown = window.isVisible()
+
+    def closed() -> bool:
+        return shown and not window.isVisible()
+
+    def report(fraction: float) -> None:
+        if progress is not None and progress(fraction) is False:
+            raise ExportError("export cancelled")
+
     pictures = []
     try:
         for i, k in enumerate(frames_wanted):
             panel.show_frame(int(k))
             QCoreApplication.processEvents()
-            if shown and not window.isVisible():
+            if closed():
                 raise ExportError("export cancelled: the window was closed")
             if view == "contour":
                 image = scene_image(panel.contour)
@@ -218,8 +266,7 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
             else:
                 image = side_by_side([gl_image(panel.view3d), scene_image(panel.contour)])
             pictures.append(image_array(image))
-            if progress is not None and progress((i + 1) / len(frames_wanted)) is False:
-                raise ExportError("export cancelled")
+            report(0.5 * (i + 1) / len(frames_wanted))
     finally:
         panel.show_frame(saved)
     # Video codecs want sizes in multiples of 16: pad with white rather than let ffmpeg scale.
@@ -229,13 +276,18 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
     frames = np.full((len(pictures), H, W, 3), 255, np.uint8)
     for frame, picture in zip(frames, pictures):
         frame[: picture.shape[0], : picture.shape[1]] = picture
+    del pictures
     tmp = path.with_name(f".{path.stem}.partial{suffix}")
+    outcome = _run_on_worker(_encode, _Encoding(tmp, frames, suffix, fps), closed, report)
+    if not isinstance(outcome, JobResult):
+        tmp.unlink(missing_ok=True)
+        if outcome is None:
+            raise ExportError("export cancelled: the window was closed")
+        if isinstance(outcome, ExportError):
+            raise outcome
+        error = outcome.error
+        raise ExportError(f"could not write {path}: {getattr(error, 'strerror', None) or error}") from error
     try:
-        if suffix == ".gif":
-            iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 / fps), loop=0)
-        else:
-            iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264",
-                        macro_block_size=16, quality=7)
         tmp.replace(path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
@@ -243,13 +295,52 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
     return path
 
 
-def export_descent_panel(panel, path: Path, view: str = "auto") -> Path:
-    """Export the race: .csv of the trajectories, .gif/.mp4 of the race, or .png/.svg."""
+def _run_on_worker(function, request, closed, report):
+    """Run a job on its own worker while the event loop runs; return its JobResult or
+    JobFailure, the ExportError ``report`` raised (cancelled), or None if ``closed()``
+    turned true. The worker has stopped when this returns."""
+    runner = JobRunner(function, "export")
+    outcome = []
+    loop = QEventLoop()
+
+    def finish(value) -> None:
+        outcome.append(value)
+        loop.quit()
+
+    def on_progress(_job, fraction: float) -> None:
+        try:
+            report(0.5 + 0.5 * fraction)
+        except ExportError as error:
+            finish(error)
+
+    def watch() -> None:
+        if closed():
+            finish(None)
+
+    runner.finished.connect(finish)
+    runner.failed.connect(finish)
+    runner.progress.connect(on_progress)
+    timer = QTimer(interval=50)
+    timer.timeout.connect(watch)
+    timer.start()
+    runner.submit(request)
+    try:
+        loop.exec()
+    finally:
+        timer.stop()
+        runner.shutdown(timeout=30.0)  # a cancelled job stops at its next frame
+        runner.deleteLater()
+    return outcome[0] if outcome else None  # the app quitting ends every event loop
+
+
+def export_descent_panel(panel, path: Path, view: str = "auto", progress=None) -> Path:
+    """Export the race: .csv of the trajectories, .gif/.mp4 of the race (with ``progress``,
+    see :func:`export_animation`), or .png/.svg."""
     path = Path(path)
     if not panel.trajectories:
         raise ExportError("nothing to export yet: no race has been run")
     if path.suffix.lower() in ANIMATION:
-        return export_animation(panel, path, view)
+        return export_animation(panel, path, view, progress=progress)
     if path.suffix.lower() in TABLE:
         text = io.StringIO()
         text.write("method,step,x,y,f,grad_norm,status\n")

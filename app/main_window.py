@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import qVersion
+from PySide6.QtCore import Qt, qVersion
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QProgressDialog, QTabWidget
 
 from app import __version__, jobs
-from app.export import ExportError
+from app.export import ANIMATION, ExportError
 from app.panels.attention import AttentionPanel
 from app.panels.backprop import BackpropPanel
 from app.panels.descent import DescentPanel
@@ -146,11 +146,29 @@ class MainWindow(QMainWindow):
         view, suffix = filters.get(chosen, ("auto", ""))
         if suffix and not path.lower().endswith(suffix):
             path += suffix
+        options, dialog = {}, None
+        if Path(path).suffix.lower() in ANIMATION:  # rendering and encoding take seconds
+            dialog = QProgressDialog("Exporting the animation…", "Cancel", 0, 1000, self)
+            dialog.setWindowTitle("Export figure")
+            dialog.setWindowModality(Qt.WindowModality.WindowModal)
+            dialog.setMinimumDuration(300)
+
+            def progress(fraction: float) -> bool:
+                dialog.setValue(round(1000 * fraction))
+                return not dialog.wasCanceled()
+
+            options["progress"] = progress
         try:
-            written = panel.export(path, view=view)
+            written = panel.export(path, view=view, **options)
         except ExportError as error:
-            QMessageBox.warning(self, "Export failed", str(error))
+            if dialog is not None and dialog.wasCanceled():
+                self.statusBar().showMessage("Export cancelled; nothing was written")
+            else:
+                QMessageBox.warning(self, "Export failed", str(error))
             return
+        finally:
+            if dialog is not None:
+                dialog.close()
         self.statusBar().showMessage(f"Saved {written}")
 
     def show_help(self):

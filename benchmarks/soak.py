@@ -97,6 +97,12 @@ def trimmed_rss_mb() -> float:
     return rss_mb()
 
 
+def census() -> Counter:
+    """Objects the garbage collector tracks, counted by type: where live memory grows."""
+    gc.collect()
+    return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+
+
 def native_threads() -> int:
     """Threads of this process as the kernel counts them (Qt's, BLAS's and Numba's too)."""
     return len(os.listdir("/proc/self/task"))
@@ -306,7 +312,9 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True) -> dict:
         report["restore_warm"] = actions.restore(baseline)
         gc.collect()
         report.update(warm_up_s=time.perf_counter() - started, rss_warm_mb=rss_mb(),
-                      rss_warm_trimmed_mb=trimmed_rss_mb(), native_threads_warm=native_threads())
+                      rss_warm_trimmed_mb=trimmed_rss_mb(), native_threads_warm=native_threads(),
+                      blocks_warm=sys.getallocatedblocks())
+        objects_warm = census()
         monitor.start_stall_meter()
         growth: Counter = Counter()  # action kind -> MB of RSS gained or lost across it
         samples, next_sample = [report["rss_warm_mb"]], time.perf_counter() + SAMPLE_SECONDS
@@ -332,7 +340,10 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True) -> dict:
         QTest.qWait(500)
         gc.collect()
         report.update(rss_end_mb=rss_mb(), rss_end_trimmed_mb=trimmed_rss_mb(),
-                      native_threads_end=native_threads())
+                      native_threads_end=native_threads(), blocks_end=sys.getallocatedblocks())
+        gained = census()
+        gained.subtract(objects_warm)
+        report["objects_gained"] = Counter({k: n for k, n in gained.items() if n > 0})
         log.begin("close while busy")
         report["busy_at_close"] = actions.start_everything()
         closing = time.perf_counter()
@@ -409,6 +420,12 @@ def print_summary(report: dict) -> bool:
     trimmed = report.get("rss_end_trimmed_mb", math.nan) - report.get("rss_warm_trimmed_mb", math.nan)
     print(f"{'growth after malloc_trim':26s} {trimmed:9.1f} MB (what live objects hold; the rest "
           "is free memory the allocator kept)")
+    print(f"{'Python blocks allocated':26s} {report.get('blocks_warm', 0):9d} -> "
+          f"{report.get('blocks_end', 0)}")
+    gained = report.get("objects_gained", Counter())
+    if gained:
+        print(f"{'objects gained, by type':26s} "
+              + ", ".join(f"{name} +{n}" for name, n in gained.most_common(8)))
     print(f"{'native threads':26s} {report.get('native_threads_warm', '?'):>9} -> "
           f"{report.get('native_threads_end', '?')}")
     print(f"{'longest GUI stall':26s} {report['longest_stall_ms']:9.1f} ms (in {report['stall_during']})")

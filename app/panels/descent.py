@@ -594,11 +594,13 @@ class DescentPanel(QWidget):
     def refresh(self) -> None:
         self.run()
 
-    def export(self, path, view: str = "auto"):
-        """Write the race: .png (3-D, contour or both), .svg (contour), .csv (trajectories)."""
+    def export(self, path, view: str = "auto", progress=None):
+        """Write the race: .png (3-D, contour or both), .svg (contour), .csv (trajectories),
+        .gif or .mp4 (animated; ``progress(fraction)`` is told how far it is, and returning
+        False cancels)."""
         from app import export
 
-        return export.export_descent_panel(self, path, view)
+        return export.export_descent_panel(self, path, view, progress)
 
     # -- session ------------------------------------------------------------------------
     def session_state(self) -> dict:

@@ -116,6 +116,39 @@ def test_export_gif_and_mp4_of_the_race(panels, qtbot, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))  # no half-written file left behind
 
 
+def test_an_animation_is_encoded_while_the_event_loop_runs_and_can_be_cancelled(panels, qtbot,
+                                                                                tmp_path):
+    from PySide6.QtCore import QTimer
+
+    from app.export import ExportError, export_animation
+
+    _, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.steps_spin.setValue(40)
+    descent.pause()
+    ticks, reports = [], []
+    timer = QTimer(interval=5)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+
+    def progress(fraction):
+        reports.append((fraction, len(ticks)))
+        return True
+
+    export_animation(descent, tmp_path / "race.gif", progress=progress)
+    encoding = [n for fraction, n in reports if fraction > 0.5]
+    assert encoding, reports
+    assert len(ticks) > encoding[0]  # the timer ticked while the frames were encoded
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] <= 1.0
+    for suffix in (".gif", ".mp4"):  # cancelled while encoding: no file, nothing partial
+        with pytest.raises(ExportError, match="cancelled"):
+            export_animation(descent, tmp_path / f"cancelled{suffix}",
+                             progress=lambda fraction: fraction <= 0.5)
+    timer.stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race.gif"]
+
+
 def test_basin_map_colours_the_starts_by_the_minimum_reached(panels, qtbot):
     surface, descent = panels
     with qtbot.waitSignal(surface.surfaceDrawn, timeout=20000):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PySide6.QtWidgets import QMessageBox, QSplitter
 
 from app import session, session_controller
-from app.main_window import MainWindow
+from app.main_window import EXPORT_FILTERS, MainWindow
 from app.session_controller import recent_files
 
 # The offscreen platform warns that it cannot pass size hints when a window or box is shown.
@@ -333,3 +333,28 @@ def test_fuzzed_panel_states_open_whole_or_not_at_all(window, changes):
         assert window.session.last_error.startswith("Untitled: panels.")
         assert window.session.panel_states()["backprop"] == before
     assert window.open_session_document(reference)
+
+
+def test_file_export_of_an_animation_shows_progress_and_can_be_cancelled(window, qtbot, tmp_path,
+                                                                         monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QProgressDialog
+
+    descent = window.descent
+    window.tabs.setCurrentWidget(descent)
+    qtbot.waitUntil(lambda: bool(descent.trajectories) and not descent.runner.busy, timeout=30000)
+    descent.pause()
+    gif_filter = next(f for f, (_view, suffix) in EXPORT_FILTERS.items() if suffix == ".gif")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *args, **kwargs: (str(tmp_path / "race"), gif_filter))
+    values = []
+    monkeypatch.setattr(QProgressDialog, "setValue", lambda dialog, value: values.append(value))
+    window.export_dialog()
+    assert (tmp_path / "race.gif").stat().st_size > 0
+    assert values == sorted(values) and 0 < values[0] <= 500 < values[-1] <= 1000
+    assert window.statusBar().currentMessage().startswith("Saved")
+    monkeypatch.setattr(QProgressDialog, "wasCanceled", lambda dialog: len(values) > 3)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *args, **kwargs: (str(tmp_path / "other.gif"), gif_filter))
+    window.export_dialog()
+    assert window.statusBar().currentMessage() == "Export cancelled; nothing was written"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["race.gif"]
