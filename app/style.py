@@ -17,8 +17,30 @@ def colormap() -> pg.ColorMap:
 
 
 def configure_pyqtgraph() -> None:
-    """Global pyqtgraph options: row-major images (NumPy order), antialiased lines."""
+    """Global pyqtgraph options: row-major images (NumPy order), antialiased lines; and
+    scatter plots that release their clicked spots (see :func:`_release_spots`)."""
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+    if not getattr(pg.ScatterPlotItem.clear, "releases_spots", False):
+        pg.ScatterPlotItem.clear = _release_spots(pg.ScatterPlotItem.clear)
+
+
+def _release_spots(clear):
+    """``ScatterPlotItem.clear`` that first drops the scatter's SpotItems.
+
+    A click on a scatter plot (or ``points()``) stores a SpotItem per point in the plot's
+    record array, and each SpotItem keeps a record of that array: a reference cycle through
+    a NumPy object array, which the garbage collector cannot see into (numpy issue 6581).
+    ``setData`` replaces the array through ``clear()`` without dropping the SpotItems, so
+    every click followed by new data kept the old array and a SpotItem per point alive for
+    good (the soak test counted 15 000 of them after two minutes on the LSH tab).
+    """
+    def release_then_clear(self):
+        self.data["item"][...] = None
+        clear(self)
+
+    release_then_clear.releases_spots = True
+    release_then_clear.__doc__ = clear.__doc__
+    return release_then_clear
 
 
 def band_colormap(knots) -> pg.ColorMap:

@@ -276,7 +276,8 @@ class JobWatch:
             self.log.mark_failure()
 
 
-def run(seconds: float, seed: int, out: Path, echo: bool = True) -> dict:
+def run(seconds: float, seed: int, out: Path, echo: bool = True,
+        only: tuple[str, ...] = ()) -> dict:
     """Warm up, act at random for ``seconds``, close while busy; every figure of the summary."""
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -298,6 +299,11 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True) -> dict:
     watch = JobWatch(log)
     actions = Actions(window, out, log.note)
     rng = random.Random(seed)
+    if only:  # a diagnosis: the actions named, and switching tabs between them
+        unknown = set(only) - {action.__name__ for *_, action in actions.catalogue}
+        if unknown:
+            raise SystemExit(f"soak: no action named {', '.join(sorted(unknown))}")
+        actions.catalogue = [entry for entry in actions.catalogue if entry[2].__name__ in only]
     weights = [weight for weight, _panel, _action in actions.catalogue]
     report: dict = {"seed": seed, "seconds": seconds}
     error = None
@@ -450,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed of the actions (default: a new one, printed)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the exports and actions.log (default: a temporary folder)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated action names: run only these (to find what a "
+                             "figure comes from; the targets still apply)")
     args = parser.parse_args(argv)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print("soak: no display; run it under xvfb-run (see the top of this file)", file=sys.stderr)
@@ -461,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         print(f"soak: seed {seed}, {args.seconds:g} s; actions are logged to {out / 'actions.log'}",
               flush=True)
-        ok = print_summary(run(args.seconds, seed, out))
+        only = tuple(name for name in args.only.split(",") if name)
+        ok = print_summary(run(args.seconds, seed, out, only=only))
         if not ok and args.out is None:
             kept = Path(tempfile.mkdtemp(prefix="mlcalc-soak-failed-")) / "actions.log"
             kept.write_bytes((out / "actions.log").read_bytes())

@@ -45,7 +45,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import _lsh_kernels as kernels
+from engine._atomic import atomic_write
 
 __all__ = [
     "FORMAT",
@@ -275,6 +275,24 @@ class LSHIndex:
         n_bits = _int(n_bits, "n_bits", 1, MAX_BITS)
         seed = _int(seed, "seed", 0)
         self._setup(_hyperplanes(dim, n_tables, n_bits, seed), n_tables, n_bits, seed)
+
+    @classmethod
+    def from_hyperplanes(cls, hyperplanes, seed: int = 0) -> LSHIndex:
+        """An empty index on given hyperplanes, (L, K, dim) unit normals, instead of those
+        its seed would draw (``seed`` is kept as its label); they are checked as a store
+        file's are, and refused with :class:`StoreError`."""
+        planes = np.asarray(hyperplanes)
+        if planes.ndim != 3 or min(planes.shape) < 1:
+            raise StoreError(f"hyperplanes must be an (L, K, dim) array, got shape "
+                             f"{planes.shape}")
+        n_tables, n_bits, dim = planes.shape
+        if n_bits > MAX_BITS:
+            raise StoreError(f"at most {MAX_BITS} bits per table, got {n_bits}")
+        seed = _int(seed, "seed", 0)
+        planes = _checked_planes(planes.reshape(n_tables * n_bits, dim).astype(np.float64))
+        index = cls.__new__(cls)
+        index._setup(planes, n_tables, n_bits, seed)
+        return index
 
     def _setup(self, planes: np.ndarray, n_tables: int, n_bits: int, seed: int) -> None:
         self._planes = np.ascontiguousarray(planes, dtype=np.float64)
@@ -813,9 +831,9 @@ class LSHIndex:
     # -- files -----------------------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write the index to ``path`` (.npz, no pickle) atomically: a temporary file in the
-        same folder, flushed and fsynced, then renamed over the target. On any failure the
-        previous file is left as it was."""
+        """Write the index to ``path`` (.npz, no pickle) atomically (see
+        :func:`engine._atomic.atomic_write`): on any failure the previous file is left as it
+        was, and an :class:`OSError` says why."""
         path = Path(path)
         live = self._slot_ids[:self._top] >= 0
         ids = self._slot_ids[:self._top][live].tolist()
@@ -825,32 +843,11 @@ class LSHIndex:
             "payloads": [self._payloads.get(i) for i in ids],
         }
         blob = json.dumps(header, allow_nan=False).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                   dir=path.parent if str(path.parent) else ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.frombuffer(blob, np.uint8),
-                         vectors=self._unit[:self._top][live],
-                         norms=self._norms[:self._top][live], hyperplanes=self._planes)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        try:  # make the rename itself durable where the platform allows it
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
+        data = io.BytesIO()
+        np.savez(data, header=np.frombuffer(blob, np.uint8),
+                 vectors=self._unit[:self._top][live], norms=self._norms[:self._top][live],
+                 hyperplanes=self._planes)
+        atomic_write(path, data.getbuffer())
 
     @classmethod
     def load(cls, path, dim: int | None = None) -> LSHIndex:
@@ -931,11 +928,17 @@ def _read_npz(data: bytes):
         raise StoreError(f"'norms' must be float32 of shape {(n,)}")
     if planes.dtype != np.float64 or planes.shape != (L * K, dim):
         raise StoreError(f"'hyperplanes' must be float64 of shape {(L * K, dim)}")
-    if not (np.all(np.isfinite(unit)) and np.all(np.isfinite(norms))
-            and np.all(np.isfinite(planes))):
+    if not (np.all(np.isfinite(unit)) and np.all(np.isfinite(norms))):
         raise StoreError("the file holds non-finite numbers")
     if n and (np.any(np.abs(np.linalg.norm(unit, axis=1) - 1) > 1e-3) or np.any(norms <= 0)):
         raise StoreError("'vectors' must be unit vectors with positive norms")
+    return header, np.ascontiguousarray(unit), np.ascontiguousarray(norms), _checked_planes(planes)
+
+
+def _checked_planes(planes: np.ndarray) -> np.ndarray:
+    """(L*K, dim) float64 hyperplane normals, refused unless finite unit vectors."""
+    if not np.all(np.isfinite(planes)):
+        raise StoreError("the hyperplanes hold non-finite numbers")
     if np.any(np.abs(np.linalg.norm(planes, axis=1) - 1) > 1e-9):
         raise StoreError("'hyperplanes' must be unit vectors")
-    return header, np.ascontiguousarray(unit), np.ascontiguousarray(norms), planes
+    return planes

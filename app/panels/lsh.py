@@ -24,7 +24,6 @@ import html
 import io
 import json
 import math
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -222,7 +221,7 @@ class LSHStore:
         if hyperplanes is None:
             self.index = lsh.LSHIndex(dim, settings.n_tables, settings.n_bits, settings.seed)
         else:  # those of a file opened before a session was saved
-            self.index = index_on(hyperplanes, settings.seed)
+            self.index = lsh.LSHIndex.from_hyperplanes(hyperplanes, settings.seed)
         self.next_id = 0
         self.opened = int(hyperplanes is not None)
         self.query: QuerySpec | None = None
@@ -361,28 +360,6 @@ class LSHStore:
         self._inputs = inputs
         self._keys = None
         self._basis, self._basis_n, self._drift = None, 0, 0
-
-
-def index_on(hyperplanes: np.ndarray, seed: int) -> lsh.LSHIndex:
-    """An empty index on given (L, K, dim) hyperplanes, not those its seed draws.
-
-    The engine builds such an index only from a store file, so one is written (empty, in the
-    engine's format) and read back by the engine's loader, which checks the hyperplanes as it
-    checks any file's; a refused one raises :class:`engine.lsh.StoreError`.
-    """
-    n_tables, n_bits, dim = hyperplanes.shape
-    header = {"format": lsh.FORMAT, "version": lsh.FORMAT_VERSION, "dim": dim,
-              "n_tables": n_tables, "n_bits": n_bits, "seed": seed, "ids": [], "payloads": []}
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hyperplanes.npz"
-        np.savez(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
-                 vectors=np.empty((0, dim), np.float32), norms=np.empty(0, np.float32),
-                 hyperplanes=np.ascontiguousarray(hyperplanes, dtype=np.float64)
-                 .reshape(n_tables * n_bits, dim))
-        try:
-            return lsh.LSHIndex.load(path, dim=dim)
-        except lsh.StoreError as error:  # said without the temporary file's name
-            raise lsh.StoreError(str(error).removeprefix(f"{path}: ")) from None
 
 
 def _seeded(index: lsh.LSHIndex) -> bool:
@@ -1464,8 +1441,6 @@ class LSHPanel(QWidget):
         removed = self.store.remove(list(ids))
         if self.mode == MEMORY:
             self._corpus_ids.difference_update(int(i) for i in ids)
-        if self.selected_id is not None and self.selected_id not in self.store.index:
-            self.selected_id = None
         self._store_changed(self.mode)
         return removed
 
@@ -1819,6 +1794,8 @@ class LSHPanel(QWidget):
         (in a hidden tab, when the tab is next shown)."""
         self._requery(mode)
         if mode == self.mode:
+            if self.selected_id is not None and self.selected_id not in self.store.index:
+                self.selected_id = None  # removed (reloading the corpus replaces its ids)
             if self.isVisible():
                 self._update()
             else:
@@ -2274,4 +2251,4 @@ class LSHPanel(QWidget):
 
 __all__ = ["SAMPLE_CORPUS", "EncodeRequest", "EncodedTokens", "LSHPanel", "LSHStore",
            "ModeSettings", "QueryResult", "QuerySpec", "encode_tokens", "exact_top_k",
-           "index_on", "pca_2d", "run_query"]
+           "pca_2d", "run_query"]

@@ -310,6 +310,19 @@ def test_minilm_memory_corpus_query_and_deleting_an_entry(panel, qtbot):
     assert top not in panel.result.ids[0].tolist() and top not in view.ids.tolist()
 
 
+def test_reloading_the_corpus_drops_a_selected_corpus_token(panel, qtbot):
+    with qtbot.waitSignal(panel.corpusLoaded, timeout=60000):
+        panel.set_mode(MEMORY)
+    chosen = int(panel.memory.index.ids()[0])
+    panel.select(chosen)
+    assert panel.selected_id == chosen and panel.delete_button.isEnabled()
+    with qtbot.waitSignal(panel.corpusLoaded, timeout=60000):  # new ids for every token
+        qtbot.mouseClick(panel.corpus_button, Qt.MouseButton.LeftButton)
+    assert chosen not in panel.memory.index
+    assert panel.selected_id is None and not panel.delete_button.isEnabled()
+    assert panel.selection_label.text().startswith("Nothing selected")
+
+
 def test_without_the_model_a_labelled_random_transformer_stands_in(qtbot, monkeypatch):
     def missing(path=None):
         raise transformer.ModelUnavailable("all-MiniLM-L6-v2 is not installed.")

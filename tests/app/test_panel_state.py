@@ -16,7 +16,7 @@ from app.panels.attention import AttentionPanel, AttentionSettings
 from app.panels.backprop import BackpropPanel
 from app.panels.lsh import MEMORY, POINTS, LSHPanel
 from app.panels.playground import PlaygroundPanel
-from engine import backprop
+from engine import backprop, lsh
 
 # Qt's offscreen platform notes that it ignores window size hints; nothing to fix here.
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
@@ -434,7 +434,7 @@ def test_an_opened_store_and_a_files_hyperplanes_come_back_exactly(lsh_pair, tmp
     rng = np.random.default_rng(2)
     planes = rng.normal(size=(3, 4, 2))
     planes /= np.linalg.norm(planes, axis=2, keepdims=True)
-    foreign = lsh_panel.index_on(planes, seed=9)
+    foreign = lsh.LSHIndex.from_hyperplanes(planes, seed=9)
     foreign.add(np.arange(40), rng.normal(size=(40, 2)), [{"n": i} for i in range(40)])
     foreign.save(tmp_path / "foreign.npz")
     assert a.open_store(tmp_path / "foreign.npz")

@@ -36,3 +36,29 @@ def test_imageitem_churn_does_not_crash():
                          env=dict(os.environ))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "survived" in out.stdout
+
+
+def test_clicked_scatter_spots_are_released_when_the_data_changes(qapp):
+    """pyqtgraph keeps a SpotItem per point after a click, in a cycle through a NumPy object
+    array that the garbage collector cannot break; ``style.configure_pyqtgraph`` (called by
+    every entry point and by the tests' conftest) makes ``setData`` drop them."""
+    import gc
+
+    import numpy as np
+    import pyqtgraph as pg
+    from pyqtgraph.graphicsItems.ScatterPlotItem import SpotItem
+
+    from app import style
+
+    style.configure_pyqtgraph()
+    style.configure_pyqtgraph()  # twice: wrapped once
+    scatter = pg.ScatterPlotItem()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scatter.setData(pos=rng.random((500, 2)), data=np.arange(500))
+        clicked = scatter.pointsAt(pg.Point(0.5, 0.5))  # what a click on the plot does
+    assert all(isinstance(spot, SpotItem) for spot in clicked)
+    scatter.clear()
+    del clicked
+    gc.collect()
+    assert sum(isinstance(o, SpotItem) for o in gc.get_objects()) == 0

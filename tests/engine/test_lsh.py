@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pickle
+import re
 import tempfile
 
 import numpy as np
@@ -25,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from engine.lsh import (
     FORMAT,
     FORMAT_VERSION,
+    MAX_BITS,
     LSHIndex,
     StoreError,
     bit_collision_probability,
@@ -681,6 +683,33 @@ def test_wrong_dimension_is_refused(saved):
     _, path, _ = saved
     with pytest.raises(StoreError, match="dimension 8, expected 384"):
         LSHIndex.load(path, dim=384)
+
+
+def test_an_index_on_given_hyperplanes_hashes_by_them_and_saves_them(tmp_path):
+    rng = np.random.default_rng(5)
+    planes = rng.normal(size=(3, 4, 2))
+    planes /= np.linalg.norm(planes, axis=2, keepdims=True)
+    index = LSHIndex.from_hyperplanes(planes, seed=9)
+    assert (index.n_tables, index.n_bits, index.dim, index.seed, len(index)) == (3, 4, 2, 9, 0)
+    np.testing.assert_array_equal(index.hyperplanes, planes)
+    x = rng.normal(size=(50, 2))
+    index.add(np.arange(50), x)
+    bits = (x @ planes.reshape(12, 2).T > 0).reshape(50, 3, 4)
+    keys = (bits * (1 << np.arange(4))).sum(axis=2)  # bit b of a table's key: plane b's sign
+    np.testing.assert_array_equal([index.bucket_of(i) for i in range(50)], keys)
+    index.save(tmp_path / "planes.npz")
+    np.testing.assert_array_equal(LSHIndex.load(tmp_path / "planes.npz").hyperplanes, planes)
+
+
+@pytest.mark.parametrize("planes, words", [
+    (np.ones((2, 3)), "(L, K, dim)"),
+    (np.ones((1, 2, 2)), "unit vectors"),
+    (np.full((1, 1, 2), np.nan), "non-finite"),
+    (np.ones((1, MAX_BITS + 1, 1)), "at most"),
+])
+def test_bad_hyperplanes_are_refused(planes, words):
+    with pytest.raises(StoreError, match=re.escape(words)):
+        LSHIndex.from_hyperplanes(planes)
 
 
 @settings(max_examples=30, deadline=None,
