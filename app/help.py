@@ -272,6 +272,12 @@ DESCENT = PanelHelp(
                  "also multiplies θ by 1 − ε·wd each step (decoupled weight decay, wd = 0.01).",
                  (_paper("Kingma"), _paper("Loshchilov")),
                  ("engine.optimizers",)),
+        Equation("∇f(a, b) = (⟨∇L(θ), d₁⟩, ⟨∇L(θ), d₂⟩), &nbsp; θ = θ* + a d₁ + b d₂",
+                 "On the real landscape the optimizers move on its plane: the gradient of the "
+                 "loss over all the network's weights (one backward pass), projected on the "
+                 "plane's two directions by the chain rule.",
+                 (_seed(_KAUTZ, 43), _paper("Li et al.", "section 3")),
+                 ("engine.landscape",)),
     ),
     (
         "Choose the function in the Loss surface tab; this tab follows it.",
@@ -282,6 +288,9 @@ DESCENT = PanelHelp(
         "mini-batches.",
         "“Compute basin map” runs one optimizer from every point of a grid and colours each "
         "start by the minimum it reaches (grey where it diverged).",
+        "With “Real landscape: digits network” chosen there, the race runs on the landscape's "
+        "plane from the start of the training path (or where you click), with a progress bar; "
+        "θ* is marked. Basin maps need a typed function.",
     ),
     (
         ("click the map or the surface", "start every ticked optimizer there"),
@@ -302,6 +311,9 @@ DESCENT = PanelHelp(
         "Too large an ε: “diverged at step k” in the results table; clipping tames it.",
         "With momentum the solid arrow (the step taken) and the dashed one (−ε∇f) part ways.",
         "Basin maps: each minimum collects its own region; the borders run along ridges.",
+        "On the real landscape with PCA directions, SGD, momentum and Adam started where "
+        "training started head for θ* in the middle of the map, each at its own pace: compare "
+        "their paths with the projected training path.",
     ),
 )
 
