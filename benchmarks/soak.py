@@ -57,6 +57,7 @@ import random
 import sys
 import tempfile
 import threading
+import tracemalloc
 import time
 import traceback
 import warnings
@@ -101,6 +102,19 @@ def census() -> Counter:
     """Objects the garbage collector tracks, counted by type: where live memory grows."""
     gc.collect()
     return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+
+
+def traced_growth(snapshot, top: int = 12) -> list[str]:
+    """The tracebacks holding the most memory allocated since tracing began and still alive
+    (what --trace-memory prints)."""
+    stats = snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]) \
+        .statistics("traceback")
+    lines = [f"{sum(st.size for st in stats) / 2**20:.1f} MB in {len(stats)} places"]
+    for stat in stats[:top]:
+        frames = [f"{Path(f.filename).name}:{f.lineno}" for f in reversed(stat.traceback)]
+        lines.append(f"{stat.size / 2**20:7.2f} MB {stat.count:6d} blocks  "
+                     + " < ".join(frames[:5]))  # where it was allocated, then its callers
+    return lines
 
 
 def native_threads() -> int:
@@ -277,7 +291,7 @@ class JobWatch:
 
 
 def run(seconds: float, seed: int, out: Path, echo: bool = True,
-        only: tuple[str, ...] = ()) -> dict:
+        only: tuple[str, ...] = (), trace_memory: bool = False) -> dict:
     """Warm up, act at random for ``seconds``, close while busy; every figure of the summary."""
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -321,6 +335,8 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
                       rss_warm_trimmed_mb=trimmed_rss_mb(), native_threads_warm=native_threads(),
                       blocks_warm=sys.getallocatedblocks())
         objects_warm = census()
+        if trace_memory:  # a diagnosis: Python's and NumPy's allocations, by where they were made
+            tracemalloc.start(12)
         monitor.start_stall_meter()
         growth: Counter = Counter()  # action kind -> MB of RSS gained or lost across it
         samples, next_sample = [report["rss_warm_mb"]], time.perf_counter() + SAMPLE_SECONDS
@@ -347,6 +363,9 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         gc.collect()
         report.update(rss_end_mb=rss_mb(), rss_end_trimmed_mb=trimmed_rss_mb(),
                       native_threads_end=native_threads(), blocks_end=sys.getallocatedblocks())
+        if trace_memory:
+            report["traced"] = traced_growth(tracemalloc.take_snapshot())
+            tracemalloc.stop()
         gained = census()
         gained.subtract(objects_warm)
         report["objects_gained"] = Counter({k: n for k, n in gained.items() if n > 0})
@@ -432,6 +451,8 @@ def print_summary(report: dict) -> bool:
     if gained:
         print(f"{'objects gained, by type':26s} "
               + ", ".join(f"{name} +{n}" for name, n in gained.most_common(8)))
+    for line in report.get("traced", []):
+        print(f"{'traced, still alive':26s} {line}")
     print(f"{'native threads':26s} {report.get('native_threads_warm', '?'):>9} -> "
           f"{report.get('native_threads_end', '?')}")
     print(f"{'longest GUI stall':26s} {report['longest_stall_ms']:9.1f} ms (in {report['stall_during']})")
@@ -459,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="",
                         help="comma-separated action names: run only these (to find what a "
                              "figure comes from; the targets still apply)")
+    parser.add_argument("--trace-memory", action="store_true",
+                        help="trace allocations after the warm-up (slower) and print where the "
+                             "memory still alive at the end was allocated")
     args = parser.parse_args(argv)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print("soak: no display; run it under xvfb-run (see the top of this file)", file=sys.stderr)
@@ -471,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: seed {seed}, {args.seconds:g} s; actions are logged to {out / 'actions.log'}",
               flush=True)
         only = tuple(name for name in args.only.split(",") if name)
-        ok = print_summary(run(args.seconds, seed, out, only=only))
+        ok = print_summary(run(args.seconds, seed, out, only=only,
+                                     trace_memory=args.trace_memory))
         if not ok and args.out is None:
             kept = Path(tempfile.mkdtemp(prefix="mlcalc-soak-failed-")) / "actions.log"
             kept.write_bytes((out / "actions.log").read_bytes())
