@@ -186,23 +186,28 @@ class _Encoding:
     """Frames to encode into ``tmp`` (the temporary file beside the export)."""
 
     tmp: Path
-    frames: np.ndarray  # (n, H, W, 3) uint8
+    frames: list  # (H, W, 3) uint8 arrays of one shape, emptied as they are encoded
     suffix: str
     fps: int
 
 
 def _encode(job: _Encoding):
     """Generator job: encode the frames one by one (yielding the fraction done after each,
-    so closing the window stops it between two frames) and write the file at ``job.tmp``."""
-    n = len(job.frames)
+    so closing the window stops it between two frames) and write the file at ``job.tmp``.
+    Each RGB frame is dropped from ``job.frames`` once encoded (they are the export's
+    largest arrays)."""
+    frames = job.frames
+    n = len(frames)
     if job.suffix == ".gif":
         from PIL import Image
 
         # Each frame gets its own adaptive palette, as Pillow's GIF writer would give it;
         # converting them here, one per step, keeps the final write short.
         pictures = []
-        for i, frame in enumerate(job.frames):
+        for i in range(n):
+            frame, frames[i] = frames[i], None
             pictures.append(Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE))
+            del frame
             yield 0.95 * (i + 1) / n
         pictures[0].save(job.tmp, format="GIF", save_all=True, append_images=pictures[1:],
                          duration=int(1000 / job.fps), loop=0)
@@ -212,8 +217,10 @@ def _encode(job: _Encoding):
         writer = iio.get_writer(job.tmp, format="FFMPEG", mode="I", fps=job.fps,
                                 codec="libx264", macro_block_size=16, quality=7)
         try:
-            for i, frame in enumerate(job.frames):
+            for i in range(n):
+                frame, frames[i] = frames[i], None
                 writer.append_data(frame)
+                del frame
                 yield (i + 1) / n
         finally:
             writer.close()
@@ -269,16 +276,19 @@ def export_animation(panel, path: Path, view: str = "auto", max_frames: int = 12
             report(0.5 * (i + 1) / len(frames_wanted))
     finally:
         panel.show_frame(saved)
-    # Video codecs want sizes in multiples of 16: pad with white rather than let ffmpeg scale.
-    h = max(p.shape[0] for p in pictures)
-    w = max(p.shape[1] for p in pictures)
-    H, W = -(-h // 16) * 16, -(-w // 16) * 16
-    frames = np.full((len(pictures), H, W, 3), 255, np.uint8)
-    for frame, picture in zip(frames, pictures):
-        frame[: picture.shape[0], : picture.shape[1]] = picture
-    del pictures
+    # Video codecs want sizes in multiples of 16: pad with white rather than let ffmpeg
+    # scale. One frame at a time, so that at most one extra frame is held (a race of 120
+    # frames of a wide window is some 400 MB).
+    H = -(-max(p.shape[0] for p in pictures) // 16) * 16
+    W = -(-max(p.shape[1] for p in pictures) // 16) * 16
+    for i, picture in enumerate(pictures):
+        if picture.shape[:2] != (H, W):
+            frame = np.full((H, W, 3), 255, np.uint8)
+            frame[: picture.shape[0], : picture.shape[1]] = picture
+            pictures[i] = frame
     tmp = path.with_name(f".{path.stem}.partial{suffix}")
-    outcome = _run_on_worker(_encode, _Encoding(tmp, frames, suffix, fps), closed, report)
+    outcome = _run_on_worker(_encode, _Encoding(tmp, pictures, suffix, fps), closed, report)
+    del pictures
     if not isinstance(outcome, JobResult):
         tmp.unlink(missing_ok=True)
         if outcome is None:

@@ -87,6 +87,18 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def rss_kinds_mb() -> dict[str, float]:
+    """The resident memory by kind (/proc/self/status): anonymous (the heaps, arrays),
+    file-backed (libraries and files paged in) and shared memory (X11 pixmaps)."""
+    kinds = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                name, kb, _unit = line.split()
+                kinds[name[3:-1].lower()] = int(kb) / 1024
+    return kinds
+
+
 def trimmed_rss_mb() -> float:
     """RSS after glibc's malloc_trim(0) hands the free memory of every heap back to the
     system: growth that remains is held by live objects, not kept by the allocator for
@@ -332,7 +344,8 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         report["restore_warm"] = actions.restore(baseline)
         gc.collect()
         report.update(warm_up_s=time.perf_counter() - started, rss_warm_mb=rss_mb(),
-                      rss_warm_trimmed_mb=trimmed_rss_mb(), native_threads_warm=native_threads(),
+                      rss_warm_trimmed_mb=trimmed_rss_mb(), rss_kinds_warm=rss_kinds_mb(),
+                      native_threads_warm=native_threads(),
                       blocks_warm=sys.getallocatedblocks())
         objects_warm = census()
         if trace_memory:  # a diagnosis: Python's and NumPy's allocations, by where they were made
@@ -362,6 +375,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         QTest.qWait(500)
         gc.collect()
         report.update(rss_end_mb=rss_mb(), rss_end_trimmed_mb=trimmed_rss_mb(),
+                      rss_kinds_end=rss_kinds_mb(),
                       native_threads_end=native_threads(), blocks_end=sys.getallocatedblocks())
         if trace_memory:
             report["traced"] = traced_growth(tracemalloc.take_snapshot())
@@ -445,6 +459,10 @@ def print_summary(report: dict) -> bool:
     trimmed = report.get("rss_end_trimmed_mb", math.nan) - report.get("rss_warm_trimmed_mb", math.nan)
     print(f"{'growth after malloc_trim':26s} {trimmed:9.1f} MB (what live objects hold; the rest "
           "is free memory the allocator kept)")
+    warm, end = report.get("rss_kinds_warm", {}), report.get("rss_kinds_end", {})
+    if warm and end:
+        print(f"{'trimmed growth by kind':26s} "
+              + ", ".join(f"{kind} {end[kind] - warm[kind]:+.1f} MB" for kind in warm))
     print(f"{'Python blocks allocated':26s} {report.get('blocks_warm', 0):9d} -> "
           f"{report.get('blocks_end', 0)}")
     gained = report.get("objects_gained", Counter())
