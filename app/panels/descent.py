@@ -425,6 +425,8 @@ class DescentPanel(QWidget):
         self.grad_plot.setLabel("bottom", "step")
         self.grad_plot.setLabel("left", "|∇f| (log)")
         self.grad_plot.setTitle("gradient norm", color="k")
+        for plot in (self.loss_plot, self.grad_plot):  # tick labels are the values themselves:
+            plot.getAxis("left").enableAutoSIPrefix(False)  # no "(x1e+12)" on a log axis
         legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextColor="k")
         self._loss_curves, self._grad_curves = {}, {}
         for method in optimizers.METHODS:

@@ -89,6 +89,18 @@ def test_export_png_svg_csv(panels, qtbot, tmp_path):
         next(t for t in descent.trajectories if t.method == "sgd").points)
 
 
+def test_log_axes_label_the_values_without_a_power_of_ten_factor(panels, qtbot):
+    surface, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        surface.set_expression("x**2 - y**2")
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.5, 1.0)  # on the saddle every method diverges: f near -1e12
+    qtbot.wait(100)
+    for plot in (descent.loss_plot, descent.grad_plot):
+        axis = plot.getAxis("left")
+        assert axis.autoSIPrefixScale == 1.0 and "x1e" not in axis.labelString()
+
+
 def test_learning_rate_slider_is_logarithmic():
     assert _lr_to_slider(10 ** -4) == 0
     assert _lr_to_slider(10 ** 0.5) == 1000
