@@ -261,6 +261,7 @@ class DescentPanel(QWidget):
         xlay = QFormLayout(xbox)
         self.clip_check = QCheckBox("clip |∇f| at")
         self.clip_spin = QDoubleSpinBox()
+        self.clip_spin.setDecimals(3)  # with Qt's 2, the minimum 0.001 rounds to 0: no clip
         self.clip_spin.setRange(1e-3, 1e6)
         self.clip_spin.setValue(1.0)
         self.clip_check.setToolTip("Gradient clipping by norm: tames steep slopes (seed 001)")

@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from app.panels.descent import DescentPanel, DescentSettings, _lr_to_slider
@@ -99,6 +100,21 @@ def test_log_axes_label_the_values_without_a_power_of_ten_factor(panels, qtbot):
     for plot in (descent.loss_plot, descent.grad_plot):
         axis = plot.getAxis("left")
         assert axis.autoSIPrefixScale == 1.0 and "x1e" not in axis.labelString()
+
+
+def test_typing_zero_as_the_clip_norm_gives_its_smallest_value(panels, qtbot):
+    _, descent = panels
+    descent.clip_check.setChecked(True)
+    for text in ("0", "0.0001", "0.001"):
+        descent.clip_spin.lineEdit().selectAll()
+        qtbot.keyClicks(descent.clip_spin, text)
+        qtbot.keyClick(descent.clip_spin, Qt.Key.Key_Enter)
+        assert descent.clip_spin.value() >= 0.001
+    descent.clip_spin.setValue(0.0)  # what a wheel or the Down key does at the bottom
+    assert descent.clip_spin.value() == descent.clip_spin.minimum() == 0.001
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.run()
+    assert descent.settings.clip == 0.001
 
 
 def test_learning_rate_slider_is_logarithmic():
