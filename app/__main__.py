@@ -432,6 +432,9 @@ def run_gui() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from app import lifecycle
+
+    lifecycle.limit_malloc_arenas()  # before the workers start (see app.lifecycle)
     if args.version:
         from app import __version__
 

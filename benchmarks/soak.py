@@ -315,6 +315,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
     log = ActionLog(out / "actions.log")
     monitor = Monitor(log, echo)
     monitor.install()
+    lifecycle.limit_malloc_arenas()  # as app.__main__ does
     style.configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     collector = lifecycle.install_collector(app)  # as the app starts

@@ -155,3 +155,17 @@ def test_export_attention_refuses_a_layer_the_model_lacks(tmp_path):
     result = run("export", "attention", "--text", "hello", "--layer", "9",
                  "--out", str(tmp_path / "a.png"), env=no_display_env())
     assert result.returncode == 2 and "--layer must be 1..6" in result.stderr
+
+
+def test_every_entry_keeps_the_process_to_two_malloc_arenas(monkeypatch, capsys):
+    import platform
+
+    import app.__main__ as entry
+    from app import lifecycle
+
+    calls = []
+    monkeypatch.setattr(lifecycle, "limit_malloc_arenas", lambda count=2: calls.append(count))
+    assert entry.main(["--version"]) == 0 and calls == [2]
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert lifecycle.limit_malloc_arenas() is True  # mallopt accepted it
