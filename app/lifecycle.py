@@ -13,7 +13,9 @@
   of its own, up to eight per core, and an arena keeps the memory it once held for its
   next allocations. Workers making large arrays, and a thread per animation export, spread
   that over up to 16 arenas: a GIF export grew the process by 8 MB every time, and a
-  15-minute soak by 300 MB. The process keeps to two arenas (``limit_malloc_arenas``).
+  15-minute soak by 300 MB. The process keeps to two arenas (``limit_malloc_arenas``),
+  and every 30 s while no job runs the collector hands their free memory back to the
+  system (``trim_free_memory``).
 * At exit the objects still alive are frozen (``gc.freeze``) so that the interpreter's
   final collections skip them: everything that needs an orderly end (windows, workers,
   files) has had it by then, and traversing SymPy's, Numba's and pyqtgraph's objects once
@@ -45,16 +47,43 @@ def limit_malloc_arenas(count: int = 2) -> bool:
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
-class GuiThreadCollector(QObject):
-    """Disable automatic garbage collection and collect on a GUI-thread timer instead."""
+def trim_free_memory() -> bool:
+    """Hand the free memory of every malloc arena back to the system (glibc's
+    ``malloc_trim``); False where the C library is not glibc. The arenas keep what large
+    arrays of finished jobs left free for the next ones; a long session held 100-150 MB of
+    it, which the system could not use."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
-    def __init__(self, interval_ms: int = 1000, parent: QObject | None = None):
+
+class GuiThreadCollector(QObject):
+    """Disable automatic garbage collection and collect on a GUI-thread timer instead; and
+    every ``trim_ms``, while no job runs, give the allocator's free memory back to the
+    system (see :func:`trim_free_memory`)."""
+
+    def __init__(self, interval_ms: int = 1000, parent: QObject | None = None,
+                 trim_ms: int = 30_000):
         super().__init__(parent)
         self._thresholds = gc.get_threshold()
         gc.disable()
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.collect)
         self._timer.start(interval_ms)
+        self._trim_timer = QTimer(self)
+        self._trim_timer.timeout.connect(self.trim)
+        self._trim_timer.start(trim_ms)
+        self.trims = 0
+
+    def trim(self) -> None:
+        """Trim the allocator's free memory, unless a job is running (it may want it)."""
+        from app import jobs
+
+        if not any(runner.busy for runner in jobs.live_runners()) and trim_free_memory():
+            self.trims += 1
 
     def collect(self) -> None:
         """Collect the generations whose allocation counts passed their thresholds."""
@@ -67,6 +96,7 @@ class GuiThreadCollector(QObject):
     def stop(self) -> None:
         """Give collection back to Python."""
         self._timer.stop()
+        self._trim_timer.stop()
         gc.enable()
 
 
