@@ -34,17 +34,23 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSocketNotifier, QTimer
 
 
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def _glibc():
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
 def limit_malloc_arenas(count: int = 2) -> bool:
     """At most ``count`` glibc malloc arenas for the threads started from now on (see the
     module notes); False where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, int(count)))
-    except (OSError, AttributeError):
-        return False
-
-
-_M_ARENA_MAX = -8  # glibc's malloc.h
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, int(count)))
 
 
 def trim_free_memory() -> bool:
@@ -52,11 +58,10 @@ def trim_free_memory() -> bool:
     ``malloc_trim``); False where the C library is not glibc. The arenas keep what large
     arrays of finished jobs left free for the next ones; a long session held 100-150 MB of
     it, which the system could not use."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
     return True
 
 
