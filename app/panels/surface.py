@@ -48,7 +48,7 @@ from app.gl.surface_view import create_surface_view
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import landscape, surfaces
-from engine.expressions import ExpressionError
+from engine.expressions import MAX_LENGTH, ExpressionError
 
 RESOLUTIONS = (32, 64, 96, 128, 192, 256, 384, 512)
 DEFAULT_RESOLUTION = 128
@@ -216,10 +216,15 @@ class ExpressionEdit(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.edit = QLineEdit()
-        self.edit.setMaxLength(1_000_000)  # the engine refuses long input with a message
+        # The engine refuses text over MAX_LENGTH with a message; the box keeps twice that.
+        # QLineEdit records every character inserted or removed for undo (about 15 bytes
+        # each) and setText empties that record without giving its memory back, so a box
+        # that took 400 000-character pastes held tens of MB for good.
+        self.edit.setMaxLength(2 * MAX_LENGTH)
         self.edit.setPlaceholderText("f(x, y), e.g. a*x**2 + b*y**2")
         self.edit.setToolTip(
-            "Type f(x, y) and press Enter.\nOperators: + - * / ** (powers), unary minus.\n"
+            f"Type f(x, y), up to {MAX_LENGTH} characters, and press Enter.\n"
+            "Operators: + - * / ** (powers), unary minus.\n"
             "Functions: sin cos tan exp log sqrt abs tanh sigmoid relu softplus min max.\n"
             "Constants: pi, e. Any other name becomes a parameter with its own slider."
         )
@@ -621,9 +626,10 @@ class SurfacePanel(QWidget):
     def set_expression(self, text: str) -> None:
         """Ask for a new function; the old plot stays until the new one is valid."""
         self._leave_landscape()
+        self.expr.setText(text)
+        text = self.expr.text()  # what the box keeps: at most twice the engine's limit
         self.settings = replace(self.settings, text=text, preset=None)
         self.preset_box.setCurrentIndex(0)
-        self.expr.setText(text)
         self._update_note()
         self.refresh()
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtTest import QTest
 
 from app.panels.surface import SurfacePanel, SurfaceSettings
+from engine.expressions import MAX_LENGTH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +102,25 @@ def test_bad_expression_shows_error_and_keeps_the_plot(panel, qtbot, text):
     assert panel.expr.error.text().strip()
     assert panel.result is before
     np.testing.assert_array_equal(panel.contour.image.image, image_before)
-    assert panel.expr.text() == text  # nothing the user typed is lost
+    # Nothing the user typed is lost, up to twice the engine's limit (more is never valid)
+    assert panel.expr.text() == text[:2 * MAX_LENGTH]
+
+
+def test_a_huge_paste_is_cut_at_twice_the_limit_and_refused_in_place(panel, qtbot):
+    """QLineEdit keeps an undo record of every character pasted, whose memory setText does
+    not give back: the box takes at most 2 * MAX_LENGTH characters, so 400 000-character
+    pastes cannot pin tens of MB."""
+    before = panel.result
+    QGuiApplication.clipboard().setText("+".join(["x"] * 200_000))
+    panel.expr.edit.setFocus()
+    panel.expr.edit.selectAll()
+    with qtbot.waitSignal(panel.surface_runner.failed, timeout=5000):
+        panel.expr.edit.paste()
+        QTest.keyClick(panel.expr.edit, Qt.Key.Key_Return)
+    assert panel.expr.text() == ("x+" * MAX_LENGTH)[:2 * MAX_LENGTH]
+    assert f"too long ({2 * MAX_LENGTH} characters; the limit is {MAX_LENGTH})" in \
+        panel.expr.error.text()
+    assert panel.result is before
 
 
 def test_holes_never_reach_the_plot(panel, qtbot):
