@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEventLoop, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QStyle, QStyleOptionSlider
@@ -84,7 +84,7 @@ def drag_slider(slider, rng: random.Random, moves: int = 8) -> None:
     target = rng.randint(groove.left(), max(groove.left(), groove.right()))
     for k in range(1, moves + 1):
         QTest.mouseMove(slider, QPoint(round(x + (target - x) * k / moves), y))
-        QTest.qWait(rng.choice((8, 16, 33)))
+        wait(rng.choice((8, 16, 33)))
         if not shiboken6.isValid(slider):
             return
     QTest.mouseRelease(slider, LEFT, NO_MODIFIER, QPoint(target, y))
@@ -136,13 +136,23 @@ def view_point(view, rng: random.Random) -> QPoint:
                   rng.randint(rect.height() // 6, rect.height() * 5 // 6))
 
 
+def wait(ms: int) -> None:
+    """Run the event loop for ``ms`` milliseconds, as the app's own loop runs. Not
+    QTest.qWait: in PySide6 it keeps the GIL while Qt sleeps, so the workers all but stop
+    (a worker calling NumPy made 2 400 calls in a qWait of 2 s, and 1.7 million in a
+    QEventLoop of 2 s), and a landscape that takes 2 s took 80 s in the soak's warm-up."""
+    loop = QEventLoop()
+    QTimer.singleShot(max(0, int(ms)), loop.quit)
+    loop.exec()
+
+
 def wait_until(predicate, seconds: float) -> bool:
     """Run the event loop until ``predicate()`` is true; False when ``seconds`` ran out."""
     deadline = time.perf_counter() + seconds
     while not predicate():
         if time.perf_counter() > deadline:
             return False
-        QTest.qWait(20)
+        wait(20)
     return True
 
 
@@ -249,14 +259,14 @@ class Actions:
         QTest.mousePress(view, LEFT, NO_MODIFIER, start)
         for k in range(1, 7):
             QTest.mouseMove(view, start + (end - start) * (k / 6))
-            QTest.qWait(16)
+            wait(16)
         QTest.mouseRelease(view, LEFT, NO_MODIFIER, end)
         for _ in range(abs(clicks)):
             wheel = QWheelEvent(QPointF(end), QPointF(view.mapToGlobal(end)), QPoint(),
                                 QPoint(0, 120 if clicks > 0 else -120), Qt.MouseButton.NoButton,
                                 NO_MODIFIER, Qt.ScrollPhase.NoScrollPhase, False)
             QGuiApplication.sendEvent(view, wheel)
-            QTest.qWait(16)
+            wait(16)
 
     # -- loss surface -------------------------------------------------------------------
     def surface_type(self, rng) -> None:
@@ -341,7 +351,7 @@ class Actions:
         viewport = panel.contour.viewport()
         for _ in range(rng.randint(3, 10)):
             QTest.mouseMove(viewport, view_point(panel.contour, rng))
-            QTest.qWait(16)
+            wait(16)
         if rng.random() < 0.4:
             self.note("pin")
             click(viewport, view_point(panel.contour, rng))
@@ -592,7 +602,7 @@ class Actions:
         for name, step in steps:
             begin(f"warm-up: {name}")
             step()
-            QTest.qWait(300)
+            wait(300)
             if not self.settle(180):
                 raise RuntimeError(f"warm-up step '{name}' did not finish within 180 s")
         for panel in w.panels:
@@ -627,7 +637,7 @@ class Actions:
         d.toggle_basins()
         w.playground.play()
         w.surface.set_landscape(LandscapeSettings(grid=101, seed=7))
-        QTest.qWait(200)
+        wait(200)
         busy = {"race playing": d._timer.isActive(), "training": w.playground.is_playing,
                 "basin map": d.basin_runner.busy, "landscape": w.surface.landscape_runner.busy}
         return [name for name, on in busy.items() if on]

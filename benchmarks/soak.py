@@ -308,7 +308,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from _soak_actions import Actions  # beside this file
+    from _soak_actions import Actions, wait  # beside this file
     from app import jobs, lifecycle, style
     from app.main_window import MainWindow
 
@@ -365,7 +365,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
             log.begin(action.__name__, action_seed)
             before = rss_mb()
             actions.perform(panel, action, random.Random(action_seed))
-            QTest.qWait(pause)
+            wait(pause)
             growth[action.__name__] += rss_mb() - before
         report.update(growth_by_action=growth, rss_samples=samples)
         log.begin("settle")
@@ -373,7 +373,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         monitor.stop_stall_meter()
         log.begin("back to the warm-up's session")
         report["restore_end"] = actions.restore(baseline)
-        QTest.qWait(500)
+        wait(500)
         gc.collect()
         report.update(rss_end_mb=rss_mb(), rss_end_trimmed_mb=trimmed_rss_mb(),
                       rss_kinds_end=rss_kinds_mb(),
@@ -398,7 +398,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         jobs.shutdown_all()
         lifecycle.dispose(window)
         collector.stop()
-        QTest.qWait(100)
+        wait(100)
         report["threads_left"] = [t.name for t in leftover_threads()]
         monitor.uninstall()
         log.close()
