@@ -116,6 +116,20 @@ def census() -> Counter:
     return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
 
 
+def compiled_kernels() -> Counter:
+    """Machine-code versions of each Numba kernel of the engine (one per argument types it
+    was called with): each new one keeps a few MB of LLVM code for good."""
+    from numba.core.dispatcher import Dispatcher
+
+    kernels = Counter()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("engine") and module is not None:
+            for attr, value in vars(module).items():
+                if isinstance(value, Dispatcher):
+                    kernels[f"{name}.{attr}"] = len(value.overloads)
+    return kernels
+
+
 def traced_growth(snapshot, top: int = 12) -> list[str]:
     """The tracebacks holding the most memory allocated since tracing began and still alive
     (what --trace-memory prints)."""
@@ -348,7 +362,7 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
                       rss_warm_trimmed_mb=trimmed_rss_mb(), rss_kinds_warm=rss_kinds_mb(),
                       native_threads_warm=native_threads(),
                       blocks_warm=sys.getallocatedblocks())
-        objects_warm = census()
+        objects_warm, kernels_warm = census(), compiled_kernels()
         if trace_memory:  # a diagnosis: Python's and NumPy's allocations, by where they were made
             tracemalloc.start(12)
         monitor.start_stall_meter()
@@ -384,6 +398,9 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         gained = census()
         gained.subtract(objects_warm)
         report["objects_gained"] = Counter({k: n for k, n in gained.items() if n > 0})
+        kernels = compiled_kernels()
+        kernels.subtract(kernels_warm)
+        report["kernels_compiled"] = Counter({k: n for k, n in kernels.items() if n > 0})
         log.begin("close while busy")
         report["busy_at_close"] = actions.start_everything()
         closing = time.perf_counter()
@@ -470,6 +487,10 @@ def print_summary(report: dict) -> bool:
     if gained:
         print(f"{'objects gained, by type':26s} "
               + ", ".join(f"{name} +{n}" for name, n in gained.most_common(8)))
+    compiled = report.get("kernels_compiled", Counter())
+    print(f"{'kernels compiled':26s} {sum(compiled.values()):9d} after the warm-up"
+          + (" (" + ", ".join(f"{name} +{n}" for name, n in compiled.most_common()) + ")"
+             if compiled else ""))
     for line in report.get("traced", []):
         print(f"{'traced, still alive':26s} {line}")
     print(f"{'native threads':26s} {report.get('native_threads_warm', '?'):>9} -> "

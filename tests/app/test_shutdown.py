@@ -22,10 +22,11 @@ BAD_OUTPUT = ("QThread", "deleted", "Error while drawing", "Traceback", "Segment
               "Fatal")
 
 DRIVER = """
-import signal, sys, threading, time
+import faulthandler, signal, sys, threading, time
 from pathlib import Path
 
-signal.alarm(int(sys.argv[4]))
+# A hang fails with every thread's stack on stderr, instead of blocking the suite.
+faulthandler.dump_traceback_later(int(sys.argv[4]), exit=True)
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 import app.__main__ as entry
@@ -86,6 +87,7 @@ def export_race_encoding():
 
 
 def start():
+    print(f"STARTING {STATE}", flush=True)
     w = window()
     surface, descent = w.surface, w.descent
     if STATE == "surface":

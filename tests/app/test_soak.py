@@ -118,6 +118,24 @@ def test_rss_sees_memory_that_is_touched():
     assert 90 < grown < 150
 
 
+def test_kernels_compiled_for_new_argument_types_are_counted(monkeypatch):
+    import types
+
+    from numba import njit
+
+    probe = types.ModuleType("engine._soak_probe")
+    probe.twice = njit(lambda x: 2 * x)
+    monkeypatch.setitem(sys.modules, probe.__name__, probe)
+    probe.twice(1.0)
+    before = soak.compiled_kernels()
+    probe.twice(2.0)  # the same types: no new code
+    assert soak.compiled_kernels() == before
+    probe.twice(np.ones(3, np.float32))
+    gained = soak.compiled_kernels()
+    gained.subtract(before)
+    assert +gained == {"engine._soak_probe.twice": 1}
+
+
 def test_a_failure_prints_the_seed_and_the_20_actions_up_to_it(tmp_path):
     log = soak.ActionLog(tmp_path / "actions.log")
     for n in range(1, 41):
