@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import gc
 import signal
 import socket
@@ -37,8 +38,10 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSocketNotifier, Q
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
+@functools.cache
 def _glibc():
-    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None; looked
+    up once, as the trim runs every 30 s."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         return libc if hasattr(libc, "malloc_trim") else None

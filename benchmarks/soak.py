@@ -395,12 +395,8 @@ def run(seconds: float, seed: int, out: Path, echo: bool = True,
         if trace_memory:
             report["traced"] = traced_growth(tracemalloc.take_snapshot())
             tracemalloc.stop()
-        gained = census()
-        gained.subtract(objects_warm)
-        report["objects_gained"] = Counter({k: n for k, n in gained.items() if n > 0})
-        kernels = compiled_kernels()
-        kernels.subtract(kernels_warm)
-        report["kernels_compiled"] = Counter({k: n for k, n in kernels.items() if n > 0})
+        report["objects_gained"] = census() - objects_warm  # a Counter keeps the gains only
+        report["kernels_compiled"] = compiled_kernels() - kernels_warm
         log.begin("close while busy")
         report["busy_at_close"] = actions.start_everything()
         closing = time.perf_counter()
