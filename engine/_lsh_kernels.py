@@ -14,8 +14,9 @@ its occupied map cells (non-empty and kept empty ones).
 
 Every slot also keeps its sketch: all L*K sign bits packed in uint64 words, bit t*K + b in
 word (t*K + b) // 64, stored twice: word-major (sketch[w, s]) so that a scan over all slots
-reads each word row in order and compiles to vector POPCNT, and slot-major (rows[s, w]) so
-that the sketch of one bucket candidate is one cache line rather than W of them.
+reads each word row in order and compiles to vector POPCNT, and slot-major (rows[s, w],
+padded to a power of two words) so that the sketch of one bucket candidate is one cache
+line rather than W of them.
 
 The search stages (:func:`gather`, :func:`hamming_scan`, :func:`hamming_of`,
 :func:`select_nearest`, :func:`rerank`) are separate functions so that a benchmark can time
@@ -203,6 +204,26 @@ def normalize(x):
     return unit, norms, 0, -1
 
 
+@njit(**_JIT)
+def normalize_one(x):
+    """:func:`normalize` of one float32 or float64 vector of any stride: ((1, d) unit row,
+    norm, status); the same arithmetic, without copying the vector first."""
+    d = x.size
+    unit = np.empty((1, d), np.float32)
+    acc = 0.0
+    for j in range(d):
+        v = np.float64(np.float32(x[j]))
+        if not np.isfinite(v):
+            return unit, np.float32(0.0), 1
+        acc += v * v
+    if acc == 0.0:
+        return unit, np.float32(0.0), 2
+    r = math.sqrt(acc)
+    for j in range(d):
+        unit[0, j] = np.float32(np.float64(np.float32(x[j])) / r)
+    return unit, np.float32(r), 0
+
+
 @njit(fastmath=True, **_JIT)
 def project64(unit, planes):
     """unit @ planes.T in float64 for a few rows: a BLAS call on a tiny product costs more
@@ -350,11 +371,30 @@ def link_tables(new_keys, slots, t0, i0, where, pool, pstate, bmap, bcap, bused,
 
 
 @njit(**_JIT)
+def _prefetch_links(keys, s, where, pool, bmap, bshift):
+    """Prefetch what linking slot s under ``keys`` (one per table) will touch, in two
+    rounds - every table's map cell and where-entry, then every found block's header -
+    so that one vector's cache misses in L tables overlap instead of following each
+    other (linking is a chain of two misses per table)."""
+    n_tables = keys.size
+    cells = bmap.reshape(-1)
+    places = where.reshape(-1)
+    for t in range(n_tables):
+        _prefetch(cells, 2 * (t * bmap.shape[1] + _home(keys[t], bshift)))
+        _prefetch(places, 2 * (t * where.shape[1] + s))
+    for t in range(n_tables):
+        cell = _find_bucket(bmap, t, keys[t], bshift)
+        if cell >= 0:
+            _prefetch(pool, bmap[t, cell, 1] - 1)
+
+
+@njit(**_JIT)
 def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_pool, free,
                all_unit, all_norms, sketch, rows, slot_ids, idkeys, idvals, idshift, where,
                pool, pstate, bmap, bcap, bused, bcells, bshift):
-    """Insert one new id (no payload) in a single call: the steady state of a mutable
-    memory, where every step of the general path costs a Python round trip.
+    """Insert one new id (no payload; ``x`` float32 or float64, any stride) in a single
+    call: the steady state of a mutable memory, where every step of the general path
+    costs a Python round trip.
 
     Returns (0, slot, table, keys): inserted, linked up to ``table`` (< L when a bucket map
     or the pool needs room first; the caller resumes from there). Or (code, -1, 0, keys)
@@ -362,7 +402,7 @@ def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_po
     array must grow; the caller's general path handles (and explains) all three.
     """
     n_tables = where.shape[0]
-    unit, norms, status, _ = normalize(x.reshape(1, x.size))
+    unit, norm, status = normalize_one(x)
     keys = np.empty((1, n_tables), np.int64)
     if status != 0:
         return 1, -1, 0, keys
@@ -374,8 +414,11 @@ def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_po
     keys, words = signs(project32(unit, planes32), unit, planes, bound, n_tables, n_bits)
     slots = np.empty(1, np.int64)
     slots[0] = free[n_free - 1] if n_free else top
+    _prefetch_links(keys[0], slots[0], where, pool, bmap, bshift)
     ids = np.empty(1, np.int64)
     ids[0] = ident
+    norms = np.empty(1, np.float32)
+    norms[0] = norm
     store_rows(ids, slots, unit, norms, words, all_unit, all_norms, sketch, rows, slot_ids,
                idkeys, idvals, idshift)
     start = np.int64(0)  # not a literal 0: the caller's specialisation of link_tables serves
@@ -423,6 +466,40 @@ def unlink(slots, t0, t1, where, pool, bused):
                 if last == off:
                     bused[t] -= 1
     return np.int64(warm < 0)
+
+
+@njit(**_JIT)
+def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, bused, free, n_free):
+    """Delete one id in one call, its slot appended to the free list at free[n_free].
+    Returns False, with nothing changed, if the id is absent.
+
+    A swap-remove in each table is a chain of four cache misses (where-entry, block
+    header, block's last entry, that entry's where-entry): the chains of all tables are
+    walked a link at a time with prefetches, so their misses overlap."""
+    cell = _find(idkeys, ident, idshift)
+    if cell < 0:
+        return False
+    s = idvals[cell]
+    _id_delete(idkeys, idvals, cell, idshift)
+    slot_ids[s] = -1
+    n_tables = where.shape[0]
+    places = where.reshape(-1)
+    row = where.shape[1]
+    for t in range(n_tables):
+        _prefetch(places, 2 * (t * row + s))
+    for t in range(n_tables):
+        _prefetch(pool, (where[t, s, 1] >> 32) - 1)
+    for t in range(n_tables):
+        off = where[t, s, 1] >> 32
+        _prefetch(pool, off + pool[off - 1] - 1)
+    for t in range(n_tables):
+        off = where[t, s, 1] >> 32
+        _prefetch(places, 2 * (t * row + pool[off + pool[off - 1] - 1]))
+    slots = np.empty(1, np.int64)
+    slots[0] = s
+    unlink(slots, np.int64(0), np.int64(n_tables), where, pool, bused)
+    free[n_free] = s
+    return True
 
 
 @njit(**_JIT)
@@ -595,11 +672,13 @@ def probe_keys(keys, margins, n_bits, probes):
 
 @njit(**_JIT)
 def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratch, blocks):
-    """Members of the probed buckets, each once: slots into ``cand`` and bits into the
-    ``seen`` bitmap (clear on entry); returns their number.
+    """Members of the probed buckets, each once: slots into ``cand`` (room for one more
+    than them) and bits into the ``seen`` bitmap (clear on entry); returns their number.
 
-    The buckets are scattered through memory: every map cell, then every block, is
-    prefetched before the first is read, so their cache misses overlap.
+    The buckets are scattered through memory: every map cell, then every block's first
+    line, then the rest of every block, is prefetched before the first is read, so their
+    cache misses overlap. The duplicate test is branch-free: a member seen before is
+    written and then overwritten (a branch on it mispredicted about once in three).
     """
     probe, z, order, heap_cost, heap_mask = scratch
     n_tables = keys.size
@@ -621,6 +700,10 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
                 blocks[nb] = bmap[t, cell, 1]
                 _prefetch(pool, blocks[nb] - 1)
                 nb += 1
+    for b in range(nb):
+        off = blocks[b]
+        for j in range(off + 15, off + pool[off - 1], 16):  # 16 int32 per 64-byte line
+            _prefetch(pool, j)
     nc = 0
     for b in range(nb):
         off = blocks[b]
@@ -628,10 +711,10 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
             s = pool[j]
             w = s >> 6
             bit = np.uint64(1) << np.uint64(s & 63)
-            if not seen[w] & bit:
-                seen[w] |= bit
-                cand[nc] = s
-                nc += 1
+            before = seen[w]
+            seen[w] = before | bit
+            cand[nc] = s
+            nc += (before & bit) == 0
     return nc
 
 
@@ -660,15 +743,16 @@ def hamming_scan(sketch, query, top, dist):
 @njit(**_JIT)
 def hamming_of(rows, query, cand, nc, dist):
     """dist[c] = Hamming distance of slot cand[c]'s sketch row to ``query``, c < nc (the row
-    2 * _AHEAD candidates on is prefetched: candidates lie anywhere)."""
+    2 * _AHEAD candidates on is prefetched: candidates lie anywhere). Rows may be padded
+    beyond the query's words."""
     flat = rows.reshape(-1)
-    n_words = rows.shape[1]
+    stride = rows.shape[1]
     for c in range(nc):
         if c + 2 * _AHEAD < nc:
-            _prefetch(flat, cand[c + 2 * _AHEAD] * n_words)
+            _prefetch(flat, cand[c + 2 * _AHEAD] * stride)
         s = cand[c]
         acc = np.uint64(0)
-        for w in range(n_words):
+        for w in range(query.size):
             acc += _popcount(rows[s, w] ^ query[w])
         dist[c] = np.uint16(acc)
 
@@ -851,8 +935,17 @@ def _drain(seen, cand):
 
 
 @njit(**_JIT)
+def search_scratch(top):
+    """Working arrays of :func:`search` for ``top`` slots: (int64 x 2 top + 1, uint16 x
+    2 top, an all-zero bitmap of top bits). The search leaves the bitmap all zero, so a
+    caller may keep them for the next search."""
+    return (np.empty(2 * top + 1, np.int64), np.empty(2 * top, np.uint16),
+            np.zeros((top + 63) >> 6, np.uint64))
+
+
+@njit(**_JIT)
 def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_live, top,
-           slot_ids, unit, sketch, rows, free, pool, bmap, bshift):
+           slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
     """Top-k (score desc, id asc) of each query among its candidates, and the number of
     candidates.
 
@@ -860,7 +953,8 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
     0 < shortlist < candidates, only the ``shortlist`` candidates whose sketches are nearest
     the query's in Hamming distance (ties to the smaller id) are scored exactly. ``free``
     lists the free slots below ``top``; ``margins`` are the float64 projections, read only
-    when probes > 0.
+    when probes > 0. ``ints``, ``shorts`` and ``seen`` are :func:`search_scratch` for at
+    least ``top`` slots (reused: a fresh megabyte per query costs page faults).
     """
     m = queries.shape[0]
     n_tables = keys.shape[1]
@@ -868,12 +962,8 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
     out_ids = np.full((m, k), -1, np.int64)
     out_scores = np.full((m, k), np.nan, np.float32)
     counts = np.zeros(m, np.int64)
-    cand = np.empty(top, np.int64)
-    seen = np.zeros((top + 63) >> 6, np.uint64)
-    room = top if shortlist > 0 else 0  # the shortlist's scratch, only when there is one
-    dist = np.empty(room, np.uint16)
-    near = np.empty(room, np.int64)
-    near_dist = np.empty(room, np.uint16)
+    cand, near = ints[:top + 1], ints[top + 1:2 * top + 1]
+    dist, near_dist = shorts[:top], shorts[top:2 * top]
     hist = np.empty(far + 1 if shortlist > 0 else 0, np.int64)
     picked = np.empty(min(max(shortlist, 0), top), np.int64)
     best_s = np.empty(k, np.float32)
@@ -919,14 +1009,15 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
 
 @njit(**_JIT)
 def query_one(x, planes32, planes, bound, n_bits, probes, k, shortlist, scan, n_live, top,
-              slot_ids, unit, sketch, rows, free, pool, bmap, bshift):
-    """:func:`search` for one raw query vector, normalised and hashed in the same call (a
-    single query is dominated by Python round trips otherwise). Returns (status, ids,
-    scores, found): status 1 when the vector is not finite or zero (nothing searched)."""
+              slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
+    """:func:`search` for one raw query vector (float32 or float64, any stride), normalised
+    and hashed in the same call (a single query is dominated by Python round trips
+    otherwise). Returns (status, ids, float64 scores, found): status 1 when the vector is
+    not finite or zero (nothing searched)."""
     n_tables = bmap.shape[0]
-    u, _, status, _ = normalize(x.reshape(1, x.size))
+    u, _, status = normalize_one(x)
     if status != 0:
-        return status, np.empty(0, np.int64), np.empty(0, np.float32), 0
+        return status, np.empty(0, np.int64), np.empty(0), 0
     if probes > 0:  # the margins decide the probing order: float64
         margins = project64(u, planes)
         keys, words = signs(margins, u, planes, -1.0, n_tables, n_bits)
@@ -935,11 +1026,11 @@ def query_one(x, planes32, planes, bound, n_bits, probes, k, shortlist, scan, n_
         keys, words = signs(project32(u, planes32), u, planes, bound, n_tables, n_bits)
     ids, scores, _ = search(u, keys, words, margins, probes, k, shortlist, scan, n_bits,
                             n_live, top, slot_ids, unit, sketch, rows, free, pool, bmap,
-                            bshift)
+                            bshift, ints, shorts, seen)
     found = 0
     while found < k and ids[0, found] >= 0:
         found += 1
-    return 0, ids[0, :found], scores[0, :found], found
+    return 0, ids[0, :found], scores[0, :found].astype(np.float64), found
 
 
 # -- inspection -----------------------------------------------------------------------------

@@ -314,7 +314,10 @@ class LSHIndex:
         self._norms = np.empty(0, np.float32)
         self._slot_ids = np.empty(0, np.int64)
         self._sketch = np.empty((self._words, 0), np.uint64)
-        self._rows = np.empty((0, self._words), np.uint64)
+        # a slot's sketch row padded to a power of two words (up to 8) never straddles
+        # two cache lines: one miss per bucket candidate
+        self._row_words = self._words if self._words > 8 else 1 << (self._words - 1).bit_length()
+        self._rows = np.empty((0, self._row_words), np.uint64)
         self._free = np.empty(0, np.int64)
         self._where = np.empty((L, 0, 2), np.int64)
         self._pool = np.empty(0, np.int32)
@@ -326,6 +329,10 @@ class LSHIndex:
         self._bused = np.zeros(L, np.int64)  # non-empty buckets per table
         self._bcells = np.zeros(L, np.int64)  # occupied map cells (empty buckets kept too)
         self._bshift = 64 - 4
+        # query()'s working arrays, kept between calls while nobody else holds them
+        self._scratch = kernels.search_scratch(0)
+        self._scratch_lock = threading.Lock()
+        self._checked: dict[tuple, tuple[int, int, int, bool]] = {}  # _options of plain ints
 
     # -- allocation ------------------------------------------------------------------------
 
@@ -335,7 +342,7 @@ class LSHIndex:
         norms = np.empty(cap, np.float32)
         slot_ids = np.empty(cap, np.int64)
         sketch = np.empty((self._words, cap), np.uint64)  # word-major: scans read rows
-        rows = np.empty((cap, self._words), np.uint64)  # slot-major: one line per candidate
+        rows = np.empty((cap, self._row_words), np.uint64)  # slot-major: a line a candidate
         where = np.empty((L, cap, 2), np.int64)  # per table: (bucket key, place in the pool)
         unit[:n], norms[:n], slot_ids[:n] = self._unit[:n], self._norms[:n], self._slot_ids[:n]
         sketch[:, :n], rows[:n] = self._sketch[:, :n], self._rows[:n]
@@ -552,10 +559,10 @@ class LSHIndex:
         """The one-call path of :meth:`add` for one new id given as an int and one float
         vector as an array; False (nothing changed) leaves it to the general path."""
         if (type(ident) is not int or not 0 <= ident < 2**63 or type(vector) is not np.ndarray
-                or vector.shape != (self._dim,) or vector.dtype not in (np.float32, np.float64)):
+                or vector.shape != (self._dim,) or vector.dtype.char not in "fd"):
             return False
         status, slot, table, keys = kernels.insert_one(
-            ident, np.ascontiguousarray(vector, dtype=np.float64), self._planes32, self._planes,
+            ident, vector, self._planes32, self._planes,
             self._sign_bound, self._K, self._n, self._top, self._n_free, _MAX_POOL, self._free,
             self._unit, self._norms, self._sketch, self._rows, self._slot_ids, self._idkeys,
             self._idvals, self._idshift, self._where, self._pool, self._pstate, self._bmap,
@@ -576,6 +583,16 @@ class LSHIndex:
 
         Returns the number of vectors removed (duplicates in ``ids`` count once).
         """
+        if type(ids) is int and 0 <= ids < 2**63:  # one id: one compiled call
+            if not kernels.remove_one(ids, self._slot_ids, self._idkeys, self._idvals,
+                                      self._idshift, self._where, self._pool, self._bused,
+                                      self._free, self._n_free):
+                self._refuse_absent(np.array([ids], np.int64))
+            self._n_free += 1
+            self._n -= 1
+            if self._payloads:
+                self._payloads.pop(ids, None)
+            return 1
         ids = self._as_ids(ids)
         if ids.size > 1:
             ids = np.unique(ids)
@@ -648,7 +665,7 @@ class LSHIndex:
             return kernels.search(unit[rows], keys[rows], words[rows], margins[rows], probes, k,
                                   shortlist, scan, self._K, self._n, self._top, self._slot_ids,
                                   self._unit, self._sketch, self._rows, free, self._pool,
-                                  self._bmap, self._bshift)
+                                  self._bmap, self._bshift, *kernels.search_scratch(self._top))
 
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
         if workers == 1:
@@ -670,21 +687,48 @@ class LSHIndex:
         scored exactly; by default all are. Returns (ids, cosine similarities), best first,
         ties to the smaller id; fewer than k when there are fewer candidates.
         """
-        if np.ndim(vector) != 1:
+        fast = (type(vector) is np.ndarray and vector.shape == (self._dim,)
+                and vector.dtype.char in "fd")
+        if not fast and np.ndim(vector) != 1:
             raise ValueError("query takes one vector; use query_batch for many")
-        k, probes, shortlist, scan = self._options(k, probes, shortlist, scan)
-        if (self._n and type(vector) is np.ndarray and vector.shape == (self._dim,)
-                and vector.dtype in (np.float32, np.float64)):  # one compiled call
-            status, ids, scores, _ = kernels.query_one(
-                np.ascontiguousarray(vector, dtype=np.float64), self._planes32, self._planes,
-                self._sign_bound, self._K, probes, k, shortlist, scan, self._n, self._top,
-                self._slot_ids, self._unit, self._sketch, self._rows,
-                self._free[:self._n_free], self._pool, self._bmap, self._bshift)
-            if status == 0:
-                return ids, scores.astype(np.float64)
+        if (type(k) is int and type(probes) is int and type(scan) is bool
+                and (shortlist is None or type(shortlist) is int)):  # checked once
+            key = (k, probes, shortlist, scan)
+            options = self._checked.get(key)
+            if options is None:
+                options = self._options(k, probes, shortlist, scan)
+                if len(self._checked) >= 64:
+                    self._checked.clear()
+                self._checked[key] = options
+        else:
+            options = self._options(k, probes, shortlist, scan)
+        if fast and self._n:  # one compiled call
+            if self._scratch_lock.acquire(blocking=False):
+                try:
+                    if self._scratch[1].size < 2 * self._top:
+                        self._scratch = kernels.search_scratch(self._unit.shape[0])
+                    found = self._query_one(vector, options, self._scratch)
+                finally:
+                    self._scratch_lock.release()
+            else:  # another thread is querying: working arrays of its own
+                found = self._query_one(vector, options, kernels.search_scratch(self._top))
+            if found is not None:
+                return found
+        k, probes, shortlist, scan = options
         ids, scores, _ = self._run(vector, k, probes, shortlist, scan)
         found = int(np.count_nonzero(ids[0] >= 0))
         return ids[0, :found], scores[0, :found]
+
+    def _query_one(self, vector: np.ndarray, options: tuple, scratch: tuple):
+        """(ids, scores) of one float vector in one compiled call; None if it is not finite
+        or zero (the general path explains why)."""
+        k, probes, shortlist, scan = options
+        status, ids, scores, _ = kernels.query_one(
+            vector, self._planes32, self._planes, self._sign_bound, self._K, probes, k,
+            shortlist, scan, self._n, self._top, self._slot_ids, self._unit, self._sketch,
+            self._rows, self._free[:self._n_free], self._pool, self._bmap, self._bshift,
+            *scratch)
+        return (ids, scores) if status == 0 else None
 
     def query_batch(self, vectors, k: int = 10, probes: int = 0, *,
                     shortlist: int | None = None, scan: bool = False):
@@ -825,7 +869,8 @@ class LSHIndex:
         """Bytes held in arrays (vectors, sketches, tables, maps; payloads not counted)."""
         arrays = (self._planes, self._planes32, self._unit, self._norms, self._slot_ids,
                   self._sketch, self._rows, self._free, self._where, self._pool, self._idkeys,
-                  self._idvals, self._bmap, self._bcap, self._bused, self._bcells)
+                  self._idvals, self._bmap, self._bcap, self._bused, self._bcells,
+                  *self._scratch)
         return int(sum(a.nbytes for a in arrays))
 
     # -- files -----------------------------------------------------------------------------

@@ -92,10 +92,13 @@ def check_query(index: LSHIndex, stored: dict, vector, k: int, probes: int,
                 shortlist: int | None = None, scan: bool = False) -> None:
     ids, scores = index.query(vector, k, probes, shortlist=shortlist, scan=scan)
     for dtype in (np.float32, np.float64):  # an array takes the one-call path: same answer
-        as_array = index.query(np.asarray(vector, dtype), k, probes, shortlist=shortlist,
-                               scan=scan)
-        np.testing.assert_array_equal(as_array[0], ids)
-        np.testing.assert_array_equal(as_array[1], scores)
+        contiguous = np.asarray(vector, dtype)
+        strided = np.repeat(contiguous, 2)[::2]  # read in place, not copied first
+        for as_array in (contiguous, strided):
+            found = index.query(as_array, k, probes, shortlist=shortlist, scan=scan)
+            np.testing.assert_array_equal(found[0], ids)
+            np.testing.assert_array_equal(found[1], scores)
+            assert found[1].dtype == np.float64
     q = unit32(vector)
     expected, best, ambiguous = reference(index.hyperplanes, stored, q, k, probes, shortlist,
                                           scan)
@@ -218,12 +221,28 @@ class LSHMachine(RuleBasedStateMachine):
         self.stored[i] = unit32(v)
         self.payloads[i] = None
 
-    @rule(i=ident, v=vectors)
-    def add_one_array(self, i, v):
-        """An int id and a float32 array: the store's one-call insert path."""
-        self.index.add(i, np.asarray(v, np.float32))
+    @rule(i=ident, v=vectors, dtype=st.sampled_from([np.float32, np.float64]),
+          strided=st.booleans())
+    def add_one_array(self, i, v, dtype, strided):
+        """An int id and a float array: the store's one-call insert path."""
+        x = np.asarray(v, dtype)
+        self.index.add(i, np.repeat(x, 2)[::2] if strided else x)
         self.stored[i] = unit32(v)
         self.payloads[i] = None
+
+    @rule(data=st.data())
+    def remove_one_int(self, data):
+        """One int id: the store's one-call delete path, which refuses a missing id."""
+        i = data.draw(ident)
+        if i not in self.stored:
+            before = self.index.ids()
+            with pytest.raises(KeyError, match=rf"1 id\(s\) not in the index: \[{i}\]"):
+                self.index.remove(i)
+            np.testing.assert_array_equal(self.index.ids(), before)
+            return
+        assert self.index.remove(i) == 1
+        self.stored.pop(i)
+        self.payloads.pop(i)
 
     @rule(data=st.data())
     def remove(self, data):
