@@ -69,7 +69,7 @@ HNSW_EF_CONSTRUCTION = 200  # hnswlib's default
 # (K, L) settings tried for this store, on both data sets; for each, a scan of all sketches
 # and the probed buckets (with the probes swept), each with and without a shortlist.
 GRID = ((12, 16), (16, 16), (10, 32), (16, 24), (12, 32), (16, 32))
-PROBES = (0, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+PROBES = (0, 2, 4, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64)
 SHORTLISTS = (25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 3200, 6400)
 EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 FAISS_SHORTLISTS = (100, 200, 400, 800, 1600, 3200, 6400)
@@ -495,7 +495,7 @@ def pick_ours(base, ids, queries, truth):
             if shortlist is not None and shortlist < cand:
                 found.append(consider(store, r, f"P={probes} S={shortlist}"))
             qualified += 1
-            if qualified == 2:  # more probes only pay with a shorter shortlist: one more try
+            if qualified == 3:  # more probes only pay with a shorter shortlist: two more tries
                 break
         print(f"      K={n_bits:2d} L={n_tables:3d} (build {build_s:.1f} s): " + ", ".join(found))
     return best[1:]
