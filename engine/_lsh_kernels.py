@@ -392,9 +392,9 @@ def _prefetch_links(keys, s, where, pool, bmap, bshift):
 def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_pool, free,
                all_unit, all_norms, sketch, rows, slot_ids, idkeys, idvals, idshift, where,
                pool, pstate, bmap, bcap, bused, bcells, bshift):
-    """Insert one new id (no payload; ``x`` float32 or float64, any stride) in a single
-    call: the steady state of a mutable memory, where every step of the general path
-    costs a Python round trip.
+    """Insert one new id (no payload; ``x`` float32 or float64) in a single call: the
+    steady state of a mutable memory, where every step of the general path costs a Python
+    round trip.
 
     Returns (0, slot, table, keys): inserted, linked up to ``table`` (< L when a bucket map
     or the pool needs room first; the caller resumes from there). Or (code, -1, 0, keys)
@@ -1010,10 +1010,10 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
 @njit(**_JIT)
 def query_one(x, planes32, planes, bound, n_bits, probes, k, shortlist, scan, n_live, top,
               slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
-    """:func:`search` for one raw query vector (float32 or float64, any stride), normalised
-    and hashed in the same call (a single query is dominated by Python round trips
-    otherwise). Returns (status, ids, float64 scores, found): status 1 when the vector is
-    not finite or zero (nothing searched)."""
+    """:func:`search` for one raw query vector (float32 or float64), normalised and hashed
+    in the same call (a single query is dominated by Python round trips otherwise).
+    Returns (status, ids, float64 scores, found): status 1 when the vector is not finite
+    or zero (nothing searched)."""
     n_tables = bmap.shape[0]
     u, _, status = normalize_one(x)
     if status != 0:

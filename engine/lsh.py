@@ -561,6 +561,8 @@ class LSHIndex:
         if (type(ident) is not int or not 0 <= ident < 2**63 or type(vector) is not np.ndarray
                 or vector.shape != (self._dim,) or vector.dtype.char not in "fd"):
             return False
+        if not vector.flags.c_contiguous:  # one compiled version per dtype, not per layout
+            vector = np.ascontiguousarray(vector)
         status, slot, table, keys = kernels.insert_one(
             ident, vector, self._planes32, self._planes,
             self._sign_bound, self._K, self._n, self._top, self._n_free, _MAX_POOL, self._free,
@@ -702,7 +704,9 @@ class LSHIndex:
                 self._checked[key] = options
         else:
             options = self._options(k, probes, shortlist, scan)
-        if fast and self._n:  # one compiled call
+        if fast and self._n:  # one compiled call (for contiguous float32 or float64 only:
+            if not vector.flags.c_contiguous:  # each layout would compile a version)
+                vector = np.ascontiguousarray(vector)
             if self._scratch_lock.acquire(blocking=False):
                 try:
                     if self._scratch[1].size < 2 * self._top:

@@ -93,7 +93,7 @@ def check_query(index: LSHIndex, stored: dict, vector, k: int, probes: int,
     ids, scores = index.query(vector, k, probes, shortlist=shortlist, scan=scan)
     for dtype in (np.float32, np.float64):  # an array takes the one-call path: same answer
         contiguous = np.asarray(vector, dtype)
-        strided = np.repeat(contiguous, 2)[::2]  # read in place, not copied first
+        strided = np.repeat(contiguous, 2)[::2]  # made contiguous for the compiled call
         for as_array in (contiguous, strided):
             found = index.query(as_array, k, probes, shortlist=shortlist, scan=scan)
             np.testing.assert_array_equal(found[0], ids)
