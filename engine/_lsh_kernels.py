@@ -935,15 +935,6 @@ def _drain(seen, cand):
 
 
 @njit(**_JIT)
-def search_scratch(top):
-    """Working arrays of :func:`search` for ``top`` slots: (int64 x 2 top + 1, uint16 x
-    2 top, an all-zero bitmap of top bits). The search leaves the bitmap all zero, so a
-    caller may keep them for the next search."""
-    return (np.empty(2 * top + 1, np.int64), np.empty(2 * top, np.uint16),
-            np.zeros((top + 63) >> 6, np.uint64))
-
-
-@njit(**_JIT)
 def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_live, top,
            slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
     """Top-k (score desc, id asc) of each query among its candidates, and the number of
@@ -953,8 +944,9 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
     0 < shortlist < candidates, only the ``shortlist`` candidates whose sketches are nearest
     the query's in Hamming distance (ties to the smaller id) are scored exactly. ``free``
     lists the free slots below ``top``; ``margins`` are the float64 projections, read only
-    when probes > 0. ``ints``, ``shorts`` and ``seen`` are :func:`search_scratch` for at
-    least ``top`` slots (reused: a fresh megabyte per query costs page faults).
+    when probes > 0. Working arrays, for at least ``top`` slots (a caller may keep them: a
+    fresh megabyte per query costs page faults): ``ints`` int64 x (2 top + 1), ``shorts``
+    uint16 x 2 top and ``seen`` an all-zero bitmap of top bits, left all zero.
     """
     m = queries.shape[0]
     n_tables = keys.shape[1]

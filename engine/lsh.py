@@ -156,6 +156,14 @@ def _hyperplanes(dim: int, n_tables: int, n_bits: int, seed: int) -> np.ndarray:
     return planes / np.linalg.norm(planes, axis=1, keepdims=True)
 
 
+def _search_scratch(top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Working arrays of :func:`kernels.search` for ``top`` slots: (int64 x 2 top + 1,
+    uint16 x 2 top, an all-zero bitmap of top bits). The search leaves the bitmap all zero,
+    so they may be kept for the next search."""
+    return (np.empty(2 * top + 1, np.int64), np.empty(2 * top, np.uint16),
+            np.zeros((top + 63) >> 6, np.uint64))
+
+
 def _in_threads(work, count: int) -> list:
     """[work(0), ..., work(count - 1)], on ``count`` threads when count > 1 (the compiled
     kernels release the GIL); every thread is joined before this returns."""
@@ -330,7 +338,7 @@ class LSHIndex:
         self._bcells = np.zeros(L, np.int64)  # occupied map cells (empty buckets kept too)
         self._bshift = 64 - 4
         # query()'s working arrays, kept between calls while nobody else holds them
-        self._scratch = kernels.search_scratch(0)
+        self._scratch = _search_scratch(0)
         self._scratch_lock = threading.Lock()
         self._checked: dict[tuple, tuple[int, int, int, bool]] = {}  # _options of plain ints
 
@@ -356,8 +364,9 @@ class LSHIndex:
         self._idkeys = np.full(cap, kernels.EMPTY, np.int64)
         self._idvals = np.empty(cap, np.int64)
         self._idshift = 64 - (cap.bit_length() - 1)
-        kernels.refill_ids(self._slot_ids, self._top, self._idkeys, self._idvals,
-                           self._idshift)
+        if self._top:  # an empty index calls no compiled code: creating one stays instant
+            kernels.refill_ids(self._slot_ids, self._top, self._idkeys, self._idvals,
+                               self._idshift)
 
     def _grow_buckets(self) -> None:
         """Rebuild the bucket maps (kept at most 70% full) without their empty buckets, at
@@ -667,7 +676,7 @@ class LSHIndex:
             return kernels.search(unit[rows], keys[rows], words[rows], margins[rows], probes, k,
                                   shortlist, scan, self._K, self._n, self._top, self._slot_ids,
                                   self._unit, self._sketch, self._rows, free, self._pool,
-                                  self._bmap, self._bshift, *kernels.search_scratch(self._top))
+                                  self._bmap, self._bshift, *_search_scratch(self._top))
 
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
         if workers == 1:
@@ -710,12 +719,12 @@ class LSHIndex:
             if self._scratch_lock.acquire(blocking=False):
                 try:
                     if self._scratch[1].size < 2 * self._top:
-                        self._scratch = kernels.search_scratch(self._unit.shape[0])
+                        self._scratch = _search_scratch(self._unit.shape[0])
                     found = self._query_one(vector, options, self._scratch)
                 finally:
                     self._scratch_lock.release()
             else:  # another thread is querying: working arrays of its own
-                found = self._query_one(vector, options, kernels.search_scratch(self._top))
+                found = self._query_one(vector, options, _search_scratch(self._top))
             if found is not None:
                 return found
         k, probes, shortlist, scan = options
