@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _surface_arguments(race, ".gif, .mp4, .png, .svg or .csv")
     race.add_argument("--optimizers", type=_methods, default=("sgd", "momentum", "adam"),
                       help="comma-separated: " + ", ".join(_METHOD_NAMES) + " (default sgd,momentum,adam)")
-    race.add_argument("--start", type=_point, default=(1.5, 1.0), help="X,Y start point (default 1.5,1; write --start=-0.5,2 when X is negative)")
+    race.add_argument("--start", type=_point, default=(1.5, 0.01), help="X,Y start point (default 1.5,0.01; write --start=-0.5,2 when X is negative)")
     race.add_argument("--lr", type=_positive, default=0.05, help="learning rate (default 0.05)")
     race.add_argument("--steps", type=int, default=300, help="steps per optimizer (default 300)")
     race.add_argument("--fps", type=int, default=15, help="frames per second of a .gif/.mp4")

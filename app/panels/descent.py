@@ -61,6 +61,7 @@ COLORS = {
 LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
           "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
 FPS = 30
+LOG_LOSS_LABEL = "f − min f + 1e-12 (log)"
 BASINS_ON_LANDSCAPE = ("Basin maps need a typed function: on the network's plane every step of "
                       "every start is a backward pass over the data (a 128 × 128 map would take "
                       "hours). Race optimizers from clicked starts instead.")
@@ -72,7 +73,7 @@ class DescentSettings:
     """Everything the user set in the descent panel (plain data)."""
 
     methods: tuple[str, ...] = ("sgd", "momentum", "adam")
-    start: tuple[float, float] = (1.5, 1.0)
+    start: tuple[float, float] = (1.5, 0.01)  # on the saddle: slide in, linger, escape
     lr: float = 0.05
     steps: int = 300
     constants: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -82,6 +83,12 @@ class DescentSettings:
     noise: float = 0.0
     seed: int = 0
     speed: int = 2  # steps advanced per animation frame
+
+
+def _value_range(z: np.ndarray) -> tuple[float, float] | None:
+    """(lowest, highest) finite value of a drawn field, None if it has none."""
+    finite = z[np.isfinite(z)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
 
 
 def _slider_to_lr(value: int) -> float:
@@ -170,6 +177,7 @@ class DescentPanel(QWidget):
         self.runner.finished.connect(self._on_race)
         self.runner.failed.connect(self._on_race_failed)
         self.loss_map: LossMap | None = None  # the landscape's loss, while one is shown
+        self.map_values: tuple[float, float] | None = None  # lowest and highest f on the map
         self.map_runner = JobRunner(compute_loss_map, "descent-map", self)
         self.map_runner.finished.connect(self._on_loss_map)
         self.map_runner.failed.connect(self._on_race_failed)
@@ -419,7 +427,8 @@ class DescentPanel(QWidget):
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.setLabel("left", "f − min f + 1e-12 (log)")
+        self.loss_plot.setLabel("left", LOG_LOSS_LABEL)
+        self.loss_is_linear = False  # f itself, when a run fell far below the map
         self.loss_plot.setTitle("loss", color="k")
         self.grad_plot = pg.PlotWidget(background="w")
         self.grad_plot.setLogMode(y=True)
@@ -745,6 +754,7 @@ class DescentPanel(QWidget):
         self.contour.set_labels("a (along d1)", "b (along d2)", "loss")
         self.view3d.setAxisLabels("a", "b", "loss")
         self.contour.set_field(grid.x, grid.y, grid.z, loss_map.levels)
+        self.map_values = _value_range(grid.z)
         self.contour.set_level_curves(loss_map.curves, loss_map.levels)
         self.view3d.setSurface(grid.x, grid.y, grid.z, loss_map.levels, loss_map.levels)
         self.view3d.setWireframe(False)
@@ -775,9 +785,11 @@ class DescentPanel(QWidget):
         self.function_label.setText(f"f(x, y) = {result.expression.text}\n(change it in the Loss surface tab)")
         if not grid.finite:
             self.contour.clear_plot()
+            self.map_values = None
             return
         levels = self.surface_panel.frame_levels or result.levels
         self.contour.set_field(grid.x, grid.y, grid.z, levels)
+        self.map_values = _value_range(grid.z)
         self.contour.set_level_curves(result.curves, levels)
         self.contour.set_arrows(None)
         self.view3d.setSurface(grid.x, grid.y, grid.z, levels, levels)
@@ -957,15 +969,36 @@ class DescentPanel(QWidget):
                     item.setForeground(QColor(COLORS[t.method]))
                 self.table.setItem(row, col, item)
 
+    def _set_loss_scale(self, lowest: float, highest: float) -> None:
+        plot = self.loss_plot
+        if self.loss_is_linear:
+            plot.setLogMode(y=False)
+            plot.setLabel("left", "f (a run fell far below the map)")
+            margin = 0.1 * max(highest - lowest, 1e-9)
+            plot.setYRange(lowest - margin, highest + margin, padding=0)
+        else:
+            plot.setLogMode(y=True)
+            plot.setLabel("left", LOG_LOSS_LABEL)
+            plot.enableAutoRange(axis="y")
+
     def _fill_plots(self) -> None:
         # A path that starts where f is undefined has no value at all: it sets no floor.
         floor = min((float(np.nanmin(t.values)) for t in self.trajectories
                      if np.isfinite(t.values).any()), default=0.0)
+        # A run that went downhill far beyond the map (f unbounded below, as on a saddle)
+        # would make f - min f a flat line near its own depth: show f itself instead, on
+        # the map's scale, and let that run fall out of the bottom of the plot.
+        lowest, highest = self.map_values or (floor, floor)
+        self.loss_is_linear = floor < lowest - (highest - lowest)
+        self._set_loss_scale(lowest, highest)
         self._legend.clear()
         drawn = set()
         for t in self.trajectories:
             steps = np.arange(len(t.values))
-            loss = np.maximum(t.values - floor, 0.0) + 1e-12
+            if self.loss_is_linear:
+                loss = t.values
+            else:
+                loss = np.maximum(t.values - floor, 0.0) + 1e-12
             self._loss_curves[t.method].setData(steps, loss)
             self._grad_curves[t.method].setData(steps, np.maximum(t.grad_norms, 1e-16))
             self._loss_curves[t.method].show()

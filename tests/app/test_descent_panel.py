@@ -93,13 +93,44 @@ def test_export_png_svg_csv(panels, qtbot, tmp_path):
 def test_log_axes_label_the_values_without_a_power_of_ten_factor(panels, qtbot):
     surface, descent = panels
     with qtbot.waitSignal(descent.raceComputed, timeout=20000):
-        surface.set_expression("x**2 - y**2")
+        surface.set_expression("x**2 + 1e6 * y**2")  # f up to 4e6 on the map
     with qtbot.waitSignal(descent.raceComputed, timeout=20000):
-        descent.set_start(1.5, 1.0)  # on the saddle every method diverges: f near -1e12
+        descent.set_start(1.5, 1.0)
     qtbot.wait(100)
+    assert not descent.loss_is_linear
     for plot in (descent.loss_plot, descent.grad_plot):
         axis = plot.getAxis("left")
         assert axis.autoSIPrefixScale == 1.0 and "x1e" not in axis.labelString()
+
+
+def test_a_run_far_below_the_map_turns_the_loss_plot_to_f_on_the_maps_scale(panels, qtbot):
+    """On the saddle f is unbounded below: every run ends near f = -1e12, where f - min f
+    would draw flat lines. The loss plot then shows f itself, on the map's range of values,
+    so the runs' slide onto the saddle, their stay there and their escape are seen."""
+    surface, descent = panels
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        surface.set_expression("x**2 - y**2")
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        descent.set_start(1.5, 0.01)
+    assert min(float(np.nanmin(t.values)) for t in descent.trajectories) < -1e6
+    assert descent.loss_is_linear and descent.map_values == pytest.approx((-4, 4), abs=0.01)
+    lowest, highest = descent.map_values
+    plot = descent.loss_plot
+    assert not plot.getPlotItem().ctrl.logYCheck.isChecked()
+    assert "far below the map" in plot.getAxis("left").labelText
+    low, high = plot.getViewBox().viewRange()[1]
+    margin = 0.1 * (highest - lowest)
+    assert low == pytest.approx(lowest - margin) and high == pytest.approx(highest + margin)
+    sgd = next(t for t in descent.trajectories if t.method == "sgd")
+    np.testing.assert_array_equal(descent._loss_curves["sgd"].yData, sgd.values)  # f, not f - min f
+    # SGD lingers on the saddle (f near 0) before it escapes
+    assert np.sum(np.abs(sgd.values) < 0.5) > 30
+    # a function bounded below goes back to the log view of f - min f
+    with qtbot.waitSignal(descent.raceComputed, timeout=20000):
+        surface.set_expression("x**2 + y**2")
+    assert not descent.loss_is_linear
+    assert plot.getPlotItem().ctrl.logYCheck.isChecked()
+    assert plot.getAxis("left").labelText.startswith("f − min f")
 
 
 def test_typing_zero_as_the_clip_norm_gives_its_smallest_value(panels, qtbot):
