@@ -112,13 +112,17 @@ def _lr_to_slider(lr: float) -> int:
     return round((math.log10(max(lr, 1e-12)) - lo) / (hi - lo) * 1000.0)
 
 
+MAX_WIDTHS_TEXT = 100  # characters: far more than the longest valid list of widths
+
+
 def parse_widths(text: str) -> tuple[int, ...]:
     """Hidden-layer widths from text such as "8, 8"; ValueError with a message a student reads."""
     parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
     if not parts:
         raise ValueError("type the hidden layer widths, e.g. 8, 8")
-    if len(text) > 100:
-        raise ValueError("that is too long for a list of layer widths")
+    if len(text) > MAX_WIDTHS_TEXT:
+        raise ValueError(f"that is too long for a list of layer widths (at most "
+                         f"{MAX_WIDTHS_TEXT} characters)")
     widths = []
     for p in parts:
         if not (p.isascii() and p.isdigit()):
@@ -565,6 +569,9 @@ class PlaygroundPanel(QWidget):
         nbox = QGroupBox("Network")
         nlay = QFormLayout(nbox)
         self.widths_edit = QLineEdit(", ".join(str(w) for w in s.hidden))
+        # One character past the longest text read: a longer paste is cut there and refused
+        # as too long, and Qt's undo record of it (never given back) stays small.
+        self.widths_edit.setMaxLength(MAX_WIDTHS_TEXT + 1)
         self.widths_edit.setToolTip(f"Units of each hidden layer, separated by commas: {mlp.MIN_HIDDEN_LAYERS} "
                                     f"to {mlp.MAX_HIDDEN_LAYERS} layers of 1 to {mlp.MAX_WIDTH} units. "
                                     "Press Enter to apply.")
@@ -1053,7 +1060,8 @@ class PlaygroundPanel(QWidget):
         def spin(key, bounds, read=number):
             return read(state, key, low=bounds[0], high=bounds[1], default=getattr(d, key))
 
-        widths = text(state, "hidden", max_length=100, default=", ".join(map(str, d.hidden)))
+        widths = text(state, "hidden", max_length=MAX_WIDTHS_TEXT,
+                      default=", ".join(map(str, d.hidden)))
         try:
             hidden = parse_widths(widths)
         except ValueError as error:

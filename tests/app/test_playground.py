@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QGuiApplication, QImage
 
 from app import jobs
 from app.export import ExportError
 from app.panels.playground import (
     DATASETS,
     LOSSES,
+    MAX_WIDTHS_TEXT,
     PlaygroundPanel,
     PlaygroundSettings,
     _lr_to_slider,
@@ -128,6 +129,19 @@ def test_changing_a_setting_while_playing_drops_the_old_network(panel, qtbot):
     assert all(s.settings.dataset == "circles" for s in seen)  # nothing of the XOR network
     steps, _ = panel.history["train"]
     assert steps[0] == 1 and np.array_equal(steps, np.arange(1, len(steps) + 1))
+
+
+def test_a_huge_paste_of_widths_is_cut_and_refused_in_place(panel, qtbot):
+    edit = panel.widths_edit
+    QGuiApplication.clipboard().setText(", ".join(["8"] * 50_000))
+    edit.setFocus()
+    edit.selectAll()
+    with qtbot.assertNotEmitted(panel.networkReset, wait=100):
+        edit.paste()
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert len(edit.text()) == MAX_WIDTHS_TEXT + 1
+    assert panel.widths_message.isVisible() and "too long" in panel.widths_message.text()
+    assert panel.settings.hidden == (8, 8)
 
 
 def test_bad_widths_show_a_message_and_keep_the_network(panel, qtbot):
