@@ -35,6 +35,7 @@ from numba.extending import intrinsic
 EMPTY = -1  # a free cell of a hash map; ids and bucket keys are never negative
 _LOW = (1 << 32) - 1  # where[t, s, 1] packs at | off << 32
 _CHUNK = 1024  # deletes handled per pass (their cache lines fit in L2)
+_FEW_UNLINKS = 64  # (slot, table) pairs whose unlinking is prefetched link by link
 _AHEAD = 4  # rows prefetched ahead of the one being re-ranked
 _SAMPLE = 8  # select_nearest guesses its cut from every 8th distance of a long list
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
@@ -469,36 +470,43 @@ def unlink(slots, t0, t1, where, pool, bused):
 
 
 @njit(**_JIT)
-def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, bused, free, n_free):
-    """Delete one id in one call, its slot appended to the free list at free[n_free].
-    Returns False, with nothing changed, if the id is absent.
+def _prefetch_unlinks(slots, where, pool):
+    """Prefetch what swap-removing a few slots will touch. In each table that is a chain of
+    four cache misses (where-entry, block header, block's last entry, that entry's
+    where-entry): the chains of all the slots' tables are walked a link at a time, so that
+    their misses overlap instead of following each other."""
+    places = where.reshape(-1)
+    row = where.shape[1]
+    for s in slots:
+        for t in range(where.shape[0]):
+            _prefetch(places, 2 * (t * row + s))
+    for s in slots:
+        for t in range(where.shape[0]):
+            _prefetch(pool, (where[t, s, 1] >> 32) - 1)
+    for s in slots:
+        for t in range(where.shape[0]):
+            off = where[t, s, 1] >> 32
+            _prefetch(pool, off + pool[off - 1] - 1)
+    for s in slots:
+        for t in range(where.shape[0]):
+            off = where[t, s, 1] >> 32
+            _prefetch(places, 2 * (t * row + pool[off + pool[off - 1] - 1]))
 
-    A swap-remove in each table is a chain of four cache misses (where-entry, block
-    header, block's last entry, that entry's where-entry): the chains of all tables are
-    walked a link at a time with prefetches, so their misses overlap."""
+
+@njit(**_JIT)
+def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, bused, free, n_free):
+    """:func:`remove_ids` of one id given as an integer (no array to build for it); returns
+    False, with nothing changed, if the id is absent."""
     cell = _find(idkeys, ident, idshift)
     if cell < 0:
         return False
-    s = idvals[cell]
-    _id_delete(idkeys, idvals, cell, idshift)
-    slot_ids[s] = -1
-    n_tables = where.shape[0]
-    places = where.reshape(-1)
-    row = where.shape[1]
-    for t in range(n_tables):
-        _prefetch(places, 2 * (t * row + s))
-    for t in range(n_tables):
-        _prefetch(pool, (where[t, s, 1] >> 32) - 1)
-    for t in range(n_tables):
-        off = where[t, s, 1] >> 32
-        _prefetch(pool, off + pool[off - 1] - 1)
-    for t in range(n_tables):
-        off = where[t, s, 1] >> 32
-        _prefetch(places, 2 * (t * row + pool[off + pool[off - 1] - 1]))
     slots = np.empty(1, np.int64)
-    slots[0] = s
-    unlink(slots, np.int64(0), np.int64(n_tables), where, pool, bused)
-    free[n_free] = s
+    slots[0] = idvals[cell]
+    _id_delete(idkeys, idvals, cell, idshift)
+    slot_ids[slots[0]] = -1
+    _prefetch_unlinks(slots, where, pool)
+    unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, bused)
+    free[n_free] = slots[0]
     return True
 
 
@@ -511,6 +519,8 @@ def remove_ids(ids, slot_ids, idkeys, idvals, idshift, where, pool, bused, free,
         if _find(idkeys, ids[i], idshift) < 0:
             return i
     slots = release_ids(ids, slot_ids, idkeys, idvals, idshift)
+    if slots.size * where.shape[0] <= _FEW_UNLINKS:
+        _prefetch_unlinks(slots, where, pool)
     unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, bused)
     for i in range(slots.size):
         free[n_free + i] = slots[i]

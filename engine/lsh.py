@@ -594,7 +594,7 @@ class LSHIndex:
 
         Returns the number of vectors removed (duplicates in ``ids`` count once).
         """
-        if type(ids) is int and 0 <= ids < 2**63:  # one id: one compiled call
+        if type(ids) is int and 0 <= ids < 2**63:  # one plain id: one compiled call
             if not kernels.remove_one(ids, self._slot_ids, self._idkeys, self._idvals,
                                       self._idshift, self._where, self._pool, self._bused,
                                       self._free, self._n_free):
