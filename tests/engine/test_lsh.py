@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from engine import lsh as lsh_module
 from engine.lsh import (
     FORMAT,
     FORMAT_VERSION,
@@ -431,6 +432,49 @@ def test_churn_through_many_buckets_keeps_the_maps_small():
     for q in rng.standard_normal((3, dim)):
         check_query(index, stored, q, 4, 30)
         check_query(index, stored, q, 4, 30, shortlist=8)
+
+
+def test_a_full_pool_is_copied_while_garbage_is_small_and_compacted_when_it_is_not(
+        monkeypatch):
+    """Bucket blocks live in one pool; a block that outgrows its room moves and leaves
+    garbage. A pool that runs out with under half of it garbage is copied as it is (a
+    memory copy, no spike in a run of single inserts), else compacted; answers stay exact
+    either way."""
+    compactions = []
+    compact = lsh_module.kernels.compact
+
+    def counted(pool, *args):
+        if index._pstate[0]:  # not the first pool of an empty index
+            compactions.append(int(index._pstate[1]) / int(index._pstate[0]))
+        return compact(pool, *args)
+
+    monkeypatch.setattr(lsh_module.kernels, "compact", counted)
+    rng = np.random.default_rng(8)
+    dim = 12
+    index = LSHIndex(dim, 4, 5, seed=2)
+    x = rng.standard_normal((3000, dim))
+    index.add(np.arange(3000), x)
+    stored = {i: unit32(v) for i, v in enumerate(x)}
+    copies = 0
+    i = 3000
+    while not (copies and compactions):
+        pool, before = index._pool, len(compactions)
+        v = rng.standard_normal(dim)
+        index.add(i, v.astype(np.float32))
+        stored[i] = unit32(v)
+        i += 1
+        if index._pool is not pool and len(compactions) == before:
+            copies += 1
+        if i % 500 == 0:  # deletes make bucket maps shed empty buckets: more garbage
+            gone = rng.choice(sorted(stored), 400, replace=False).tolist()
+            index.remove(gone)
+            for g in gone:
+                del stored[g]
+        assert i < 60_000, (copies, compactions)
+    assert min(compactions) >= 0.5  # only a pool at least half garbage was compacted
+    check_stats_light(index, stored)
+    for q in rng.standard_normal((4, dim)):
+        check_query(index, stored, q, 5, 3)
 
 
 def test_signs_near_a_hyperplane_are_the_float64_signs():
