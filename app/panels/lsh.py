@@ -1361,7 +1361,7 @@ class LSHPanel(QWidget):
         self.help_label.setText(POINTS_HELP if mode == POINTS else MEMORY_HELP)
         self.stack.setCurrentIndex(0 if mode == POINTS else 1)
         self._show_settings()
-        self._update()
+        self._refresh()
 
     def set_bits(self, n_bits: int) -> None:
         self.bits_slider.setValue(int(n_bits))
@@ -1796,10 +1796,15 @@ class LSHPanel(QWidget):
         if mode == self.mode:
             if self.selected_id is not None and self.selected_id not in self.store.index:
                 self.selected_id = None  # removed (reloading the corpus replaces its ids)
-            if self.isVisible():
-                self._update()
-            else:
-                self._stale = True
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Redraw now if the panel is shown, else when it is next shown: a hidden panel
+        (at start-up, in another tab) calls no engine code on the GUI thread."""
+        if self.isVisible():
+            self._update()
+        else:
+            self._stale = True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
