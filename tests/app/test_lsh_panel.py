@@ -29,6 +29,26 @@ def panel(qtbot):
     p.shutdown()
 
 
+def test_a_hidden_panel_calls_no_engine_code_until_it_is_shown(qtbot, monkeypatch):
+    """Built in a hidden tab (as at start-up), the panel leaves its drawing, which calls the
+    engine's compiled code, until it is shown."""
+    calls = []
+    bucket_of = LSHIndex.bucket_of
+    monkeypatch.setattr(LSHIndex, "bucket_of",
+                        lambda self, item: calls.append(item) or bucket_of(self, item))
+    p = LSHPanel()
+    qtbot.addWidget(p)
+    p.set_mode(POINTS)
+    p.set_bits(3)
+    assert calls == []
+    p.resize(1500, 950)
+    p.show()
+    qtbot.waitExposed(p)
+    assert calls  # the sectors of the 2-D view come from the engine
+    assert len(p._sector_list) == 2 * 3
+    p.shutdown()
+
+
 def _scene_pos(view, x, y):
     return view.mapFromScene(view.plot.vb.mapViewToScene(QPointF(x, y)))
 
