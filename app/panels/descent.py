@@ -513,7 +513,10 @@ class DescentPanel(QWidget):
             constants=tuple((m, tuple(sorted(c.items()))) for m, c in sorted(s.constants.items())),
             clip=s.clip, l2=float(s.l2), schedule=s.schedule, noise=float(s.noise), seed=int(s.seed),
         )
-        self._autoplay = autoplay or self._timer.isActive()
+        # A race asked to play and still on its way keeps that wish when a newer request
+        # (a debounced setting change) replaces it.
+        self._autoplay = (autoplay or self._timer.isActive()
+                          or (self.runner.busy and getattr(self, "_autoplay", False)))
         self.runner.submit(request)
 
     def toggle_basins(self) -> None:

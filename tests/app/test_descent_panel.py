@@ -43,6 +43,22 @@ def test_clicking_the_map_sets_the_start_point(panels, qtbot):
     np.testing.assert_allclose(sgd.points[1], (0.9, -0.35))
 
 
+def test_a_setting_change_while_a_new_start_races_still_plays_it(panels, qtbot):
+    """A new start races and plays; a setting changed before that race is back (the
+    debounced rerun) replaces the race but keeps the wish to play it. On a busy machine
+    the rerun used to come first and the race never played."""
+    _, descent = panels
+    descent.pause()
+    descent.set_start(1.2, 0.7)
+    assert descent.runner.busy
+    descent.steps_spin.setValue(150)  # what the 120 ms rerun timer then does:
+    descent.run()
+    qtbot.waitUntil(lambda: not descent.runner.busy, timeout=20000)
+    assert len(descent.trajectories[0].points) == 151
+    assert descent.play_button.text() == "Pause"
+    descent.pause()
+
+
 def test_play_advances_and_pause_holds(panels, qtbot):
     _, descent = panels
     with qtbot.waitSignal(descent.raceComputed, timeout=20000):
