@@ -951,6 +951,65 @@ class LSHIndex:
         return index
 
 
+_WARM = threading.Event()
+
+
+def warm_up_steps():
+    """Load the compiled code of every LSHIndex method, for the argument types callers pass
+    (float32 and float64 vectors, one or many, with and without probes), on the calling
+    thread; a generator that yields the fraction done between steps (so that a caller may
+    stop between them). From Numba's cache it takes about a second; the first run after an
+    installation compiles it all, about 35 s on two cores. An application runs it on a
+    worker at start-up so that no user action waits for it (see :func:`is_warm`)."""
+    rng = np.random.default_rng(0)
+    configs = ((2, 2, 3), (8, 4, 6))
+    for c, (dim, n_tables, n_bits) in enumerate(configs):
+        def done(step, of=6, c=c):
+            return (c + step / of) / len(configs)
+
+        index = LSHIndex(dim, n_tables, n_bits, seed=1)
+        x = rng.standard_normal((600, dim))
+        index.add(np.arange(600), x, [{"token": str(i)} for i in range(600)])
+        index.add(np.arange(600, 1200), x.astype(np.float32))
+        index.add(np.arange(100), x[:100] + 1)  # present ids: updates
+        yield done(1)
+        for step, dtype in enumerate((np.float32, np.float64)):
+            v = x[0].astype(dtype)
+            index.add(5000, v)
+            index.remove(5000)
+            for probes in (0, 2):
+                index.query(v, 5, probes)
+                index.query_batch(x[:70].astype(dtype), 5, probes)
+                index.query(v, 5, probes, shortlist=8)
+            index.query(v, 5, shortlist=8, scan=True)
+            index.probe_buckets(v, 2)
+            index.bucket_of(v)
+            yield done(2 + step)
+        index.query(x[0].tolist(), 5, 1)
+        index.bucket_of(3)
+        index.members(0, int(index.bucket_of(3)[0]))
+        index.stats()
+        index.vector(3)
+        yield done(4)
+        index.remove(7)
+        index.remove(np.arange(200, 400))
+        yield done(5)
+        index.empirical_collision_rate(np.array([0.5, 1.0]), 50)
+        yield done(6)
+    _WARM.set()
+
+
+def warm_up() -> None:
+    """:func:`warm_up_steps` in one call."""
+    for _ in warm_up_steps():
+        pass
+
+
+def is_warm() -> bool:
+    """True once :func:`warm_up` has finished in this process."""
+    return _WARM.is_set()
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

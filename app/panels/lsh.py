@@ -117,6 +117,9 @@ POINTS_HELP = ("Each line is a hyperplane h·x = 0 of the table shown; bit b of 
                "sectors, and each sector is one bucket: cosine LSH only sees a point's "
                "direction. Keys are written h_K … h_1 (h_1's bit rightmost). Click: add a point. Click a point: select it (Delete removes it). "
                "Shift+click, or query mode: place a query.")
+WARMING_TEXT = ("Loading the LSH store's compiled code… The first start after an installation "
+                "compiles it: about 30 s, longer while other tabs compile theirs. The views "
+                "appear as soon as it is ready.")
 MEMORY_HELP = ("Each stored entry is one word piece's contextual embedding: MiniLM's last "
                "hidden state (384 numbers), with its token and sentence. The view is a PCA "
                "projection onto the two directions of largest variance; the buckets are cut "
@@ -625,6 +628,12 @@ class CollisionRequest:
     n_pairs: int
 
 
+def _warm_engine(_request):
+    """Worker: load (the first time after an installation, compile) the LSH engine's code;
+    a closing window stops it between steps."""
+    yield from lsh.warm_up_steps()
+
+
 def measure_collisions(request: CollisionRequest):
     theta = np.radians(ANGLES_DEG)
     return ANGLES_DEG.copy(), request.index.empirical_collision_rate(theta, request.n_pairs)
@@ -1084,7 +1093,12 @@ class LSHPanel(QWidget):
         self.query_runner.failed.connect(self._on_encode_failed)
         self.collision_runner = JobRunner(measure_collisions, "lsh-collisions", self)
         self.collision_runner.finished.connect(self._on_collisions)
+        self.warm_runner = JobRunner(_warm_engine, "lsh-warm-up", self)
+        self.warm_runner.finished.connect(self._on_engine_warm)
+        self.warm_runner.failed.connect(self._on_warm_failed)
         self._build()
+        if not lsh.is_warm():
+            self.warm_runner.submit(None)
         self.set_mode(mode)
 
     # -- construction ---------------------------------------------------------------------
@@ -1311,7 +1325,18 @@ class LSHPanel(QWidget):
         right.addWidget(top)
         right.addWidget(bottom)
         right.setSizes([600, 290])
-        controls_beside_views(self, controls, right, 370)
+        # Until the engine's compiled code is loaded (compiled, the first time after an
+        # installation), the views wait and say why instead of freezing the window.
+        self.warming_label = QLabel(WARMING_TEXT)
+        self.warming_label.setWordWrap(True)
+        self.warming_label.setStyleSheet("padding: 6px; background: #fff3cd; color: #664d03;")
+        self.warming_label.setVisible(not lsh.is_warm())
+        views = QWidget()
+        views_lay = QVBoxLayout(views)
+        views_lay.setContentsMargins(0, 0, 0, 0)
+        views_lay.addWidget(self.warming_label)
+        views_lay.addWidget(right, 1)
+        controls_beside_views(self, controls, views, 370)
         panel_shortcuts(self, [(Qt.Key.Key_Delete, self.delete_selected),
                                (Qt.Key.Key_Backspace, self.delete_selected),
                                (Qt.Key.Key_Escape, self.clear_query),
@@ -1806,6 +1831,16 @@ class LSHPanel(QWidget):
         else:
             self._stale = True
 
+    def _on_engine_warm(self, _job: JobResult) -> None:
+        self.warming_label.hide()
+        if self._stale:
+            self._stale = False
+            self._refresh()
+
+    def _on_warm_failed(self, failure: JobFailure) -> None:
+        self.warming_label.setText(f"The LSH store's compiled code failed to load: "
+                                   f"{failure.message}")
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._stale:
@@ -1826,6 +1861,9 @@ class LSHPanel(QWidget):
 
     def _update(self) -> None:
         """Everything the shown store affects: query, views, lists and the collision plot."""
+        if not lsh.is_warm():  # drawn when the engine's code is loaded (_on_engine_warm)
+            self._stale = True
+            return
         if self.store.query is not None and (self.result is None
                                              or self.result.spec is not self.store.query):
             self._requery(self.mode)

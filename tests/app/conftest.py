@@ -7,6 +7,14 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 
 from app import jobs, style
+from engine import lsh
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _lsh_code_loaded():
+    # As the app does on a worker at start-up (the LSH panel starts it); panels built
+    # afterwards draw at once. tests/app/test_lsh_panel.py covers the wait itself.
+    lsh.warm_up()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,11 @@ across prompts, and exports and store files round-trip."""
 
 import csv
 import math
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +20,10 @@ from app.export import ExportError
 from app.panels import lsh as lsh_panel
 from app.panels.lsh import MEMORY, POINTS, LSHPanel
 from engine import attention, transformer
+from engine import lsh as lsh_engine
 from engine.lsh import LSHIndex
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -47,6 +55,92 @@ def test_a_hidden_panel_calls_no_engine_code_until_it_is_shown(qtbot, monkeypatc
     assert calls  # the sectors of the 2-D view come from the engine
     assert len(p._sector_list) == 2 * 3
     p.shutdown()
+
+
+def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
+        qtbot, monkeypatch):
+    """The first start after an installation compiles the engine's code (about 30 s): the
+    panel starts loading it on a worker and, shown before it is ready, says why its views
+    are empty instead of freezing the window; it draws when the worker is done."""
+    warm = threading.Event()
+    release = threading.Event()
+    monkeypatch.setattr(lsh_engine, "is_warm", warm.is_set)
+
+    def slow_warm_up(_request):
+        release.wait(10)
+        yield 1.0
+        warm.set()
+
+    monkeypatch.setattr(lsh_panel, "_warm_engine", slow_warm_up)
+    p = LSHPanel()
+    qtbot.addWidget(p)
+    p.resize(1500, 950)
+    p.show()
+    qtbot.waitExposed(p)
+    assert p.warming_label.isVisible()
+    assert "compiles" in p.warming_label.text()
+    assert p._sector_list == []  # nothing drawn: drawing would wait for the compiler
+    release.set()
+    qtbot.waitUntil(lambda: not p.warming_label.isVisible(), timeout=10_000)
+    assert len(p._sector_list) == 2 * p.store.index.n_bits
+    p.shutdown()
+
+
+WARMED_PANEL_SCRIPT = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv)
+from app import style
+style.configure_pyqtgraph()
+import numpy as np
+from engine import lsh, _lsh_kernels
+from numba.core.dispatcher import Dispatcher
+from app.panels.lsh import LSHPanel
+
+def census():
+    return {n: len(f.overloads) for n, f in vars(_lsh_kernels).items() if isinstance(f, Dispatcher)}
+
+lsh.warm_up()
+before = census()
+p = LSHPanel()
+p.resize(1200, 800)
+p.show()
+app.processEvents()
+added = [p.add_point(*xy) for xy in ((1.0, 0.2), (-0.5, 0.8), (0.3, -1.0), (2.0, 2.0))]
+p.set_bits(5)
+p.set_tables(3)
+p.set_probes(2)
+p.query_point(0.7, 0.1)
+p.query_entry(added[1])
+p.select(added[0])
+p.delete_selected()
+p.remove([added[2]])
+rng = np.random.default_rng(0)
+ids = p.remember([(v, {"token": str(i)}) for i, v in enumerate(rng.standard_normal((40, 384)))])
+p.recall(rng.standard_normal((3, 384)))
+p.recall(rng.standard_normal(384).astype(np.float32))
+p.set_mode("minilm")
+app.processEvents()
+p.remove(ids[:3])
+p.set_mode("points")
+app.processEvents()
+after = census()
+print("NEW", {n: after[n] - before.get(n, 0) for n in after if after[n] != before.get(n, 0)})
+p.shutdown()
+"""
+
+
+def test_after_the_warm_up_the_panels_actions_compile_nothing(tmp_path):
+    """warm_up() (the start-up worker's job) loads every specialisation the panel's own
+    calls need: in a fresh interpreter, clicks, K/L/probe changes, queries, deletes and the
+    token memory then compile no new kernel on the GUI thread."""
+    script = tmp_path / "warmed.py"
+    script.write_text(WARMED_PANEL_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "NEW {}" in out.stdout, out.stdout
 
 
 def _scene_pos(view, x, y):
