@@ -8,11 +8,20 @@ from contextlib import contextmanager
 
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 
-def controls_beside_views(panel: QWidget, controls: QWidget, views: QWidget, controls_width: int) -> None:
-    """Lay ``panel`` out as a scrolling control column on the left and ``views`` filling the rest."""
+def controls_beside_views(panel: QWidget, controls: QWidget, views: QWidget, controls_width: int,
+                          above: QWidget | None = None) -> None:
+    """Lay ``panel`` out as a scrolling control column on the left and ``views`` filling the rest,
+    under ``above`` (a progress bar or a notice, say) when given."""
+    if above is not None:
+        column = QWidget()
+        lay = QVBoxLayout(column)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(above)
+        lay.addWidget(views, 1)
+        views = column
     scroll = QScrollArea()
     scroll.setWidget(controls)
     scroll.setWidgetResizable(True)

@@ -1331,12 +1331,7 @@ class LSHPanel(QWidget):
         self.warming_label.setWordWrap(True)
         self.warming_label.setStyleSheet("padding: 6px; background: #fff3cd; color: #664d03;")
         self.warming_label.setVisible(not lsh.is_warm())
-        views = QWidget()
-        views_lay = QVBoxLayout(views)
-        views_lay.setContentsMargins(0, 0, 0, 0)
-        views_lay.addWidget(self.warming_label)
-        views_lay.addWidget(right, 1)
-        controls_beside_views(self, controls, views, 370)
+        controls_beside_views(self, controls, right, 370, above=self.warming_label)
         panel_shortcuts(self, [(Qt.Key.Key_Delete, self.delete_selected),
                                (Qt.Key.Key_Backspace, self.delete_selected),
                                (Qt.Key.Key_Escape, self.clear_query),

@@ -494,13 +494,8 @@ class SurfacePanel(QWidget):
         policy.setRetainSizeWhenHidden(True)
         self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
-        right = QWidget()
-        rcol = QVBoxLayout(right)
-        rcol.setContentsMargins(0, 0, 0, 0)
-        rcol.addWidget(self.progress)
-        rcol.addWidget(views, 1)
 
-        controls_beside_views(self, controls, right, 340)
+        controls_beside_views(self, controls, views, 340, above=self.progress)
         panel_shortcuts(self, [(Qt.Key.Key_Escape, self.unpin_probe),
                                ("W", self.wire_check.toggle), ("H", self.fill_check.toggle),
                                ("G", self.arrows_check.toggle), ("C", self.critical_check.toggle)])
