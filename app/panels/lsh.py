@@ -1080,6 +1080,7 @@ class LSHPanel(QWidget):
         self._pending_selection: int | None = None  # a restored corpus token, until it is back
         self._pca = None  # (components, mean) of the memory view
         self._stale = False  # the shown store changed while the panel was hidden
+        self._warm_failed = False  # loading the engine's code ahead of use failed
         self._measured_key = None  # the hyperplanes whose collision rate is shown
         self._measured: dict = {}  # key -> (angles, rates, pairs), for going back and forth
         self._random_draws = 0
@@ -1833,8 +1834,13 @@ class LSHPanel(QWidget):
             self._refresh()
 
     def _on_warm_failed(self, failure: JobFailure) -> None:
-        self.warming_label.setText(f"The LSH store's compiled code failed to load: "
-                                   f"{failure.message}")
+        """Say so, and draw anyway: each call then loads what it needs, or shows its error."""
+        self._warm_failed = True
+        self.warming_label.setText(f"The LSH store's compiled code failed to load ahead of "
+                                   f"use: {failure.message}")
+        if self._stale:
+            self._stale = False
+            self._refresh()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -1856,7 +1862,7 @@ class LSHPanel(QWidget):
 
     def _update(self) -> None:
         """Everything the shown store affects: query, views, lists and the collision plot."""
-        if not lsh.is_warm():  # drawn when the engine's code is loaded (_on_engine_warm)
+        if not (lsh.is_warm() or self._warm_failed):  # drawn when it is (_on_engine_warm)
             self._stale = True
             return
         if self.store.query is not None and (self.result is None

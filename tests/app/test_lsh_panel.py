@@ -86,6 +86,25 @@ def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
     p.shutdown()
 
 
+def test_a_failed_warm_up_is_said_and_the_panel_draws_anyway(qtbot, monkeypatch):
+    monkeypatch.setattr(lsh_engine, "is_warm", lambda: False)
+
+    def failing_warm_up(_request):
+        yield 0.5
+        raise RuntimeError("no space left for the cache")
+
+    monkeypatch.setattr(lsh_panel, "_warm_engine", failing_warm_up)
+    p = LSHPanel()
+    qtbot.addWidget(p)
+    p.resize(1500, 950)
+    p.show()
+    qtbot.waitExposed(p)
+    qtbot.waitUntil(lambda: "no space left" in p.warming_label.text(), timeout=10_000)
+    assert p.warming_label.isVisible()
+    assert len(p._sector_list) == 2 * p.store.index.n_bits
+    p.shutdown()
+
+
 WARMED_PANEL_SCRIPT = """
 import sys
 from PySide6.QtWidgets import QApplication
