@@ -26,13 +26,19 @@ from engine.lsh import LSHIndex
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def panel(qtbot):
+def shown_panel(qtbot) -> LSHPanel:
+    """A new LSH panel, shown and exposed (as in a window's current tab)."""
     p = LSHPanel()
     qtbot.addWidget(p)
     p.resize(1500, 950)
     p.show()
     qtbot.waitExposed(p)
+    return p
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = shown_panel(qtbot)
     yield p
     p.shutdown()
 
@@ -72,11 +78,7 @@ def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
         warm.set()
 
     monkeypatch.setattr(lsh_panel, "_warm_engine", slow_warm_up)
-    p = LSHPanel()
-    qtbot.addWidget(p)
-    p.resize(1500, 950)
-    p.show()
-    qtbot.waitExposed(p)
+    p = shown_panel(qtbot)
     assert p.warming_label.isVisible()
     assert "compiles" in p.warming_label.text()
     assert p._sector_list == []  # nothing drawn: drawing would wait for the compiler
@@ -94,11 +96,7 @@ def test_a_failed_warm_up_is_said_and_the_panel_draws_anyway(qtbot, monkeypatch)
         raise RuntimeError("no space left for the cache")
 
     monkeypatch.setattr(lsh_panel, "_warm_engine", failing_warm_up)
-    p = LSHPanel()
-    qtbot.addWidget(p)
-    p.resize(1500, 950)
-    p.show()
-    qtbot.waitExposed(p)
+    p = shown_panel(qtbot)
     qtbot.waitUntil(lambda: "no space left" in p.warming_label.text(), timeout=10_000)
     assert p.warming_label.isVisible()
     assert len(p._sector_list) == 2 * p.store.index.n_bits
