@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.serial  # each case times the exit: alone, see scripts/test.sh
+
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_SECONDS = 2.0  # the limit, from the close (or the signal) to the process's exit
 HANG_GUARD_SECONDS = 150  # the child dumps its stacks and exits after this: a hang fails, not blocks
