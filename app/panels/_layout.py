@@ -37,12 +37,16 @@ def controls_beside_views(panel: QWidget, controls: QWidget, views: QWidget, con
     layout.addWidget(split)
 
 
-def panel_shortcuts(panel: QWidget, bindings) -> None:
-    """Keys (a QKeySequence spec or a Qt.Key) that call their slot while the panel has focus."""
+def panel_shortcuts(panel: QWidget, bindings) -> list[QShortcut]:
+    """Keys (a QKeySequence spec or a Qt.Key) that call their slot while the panel has focus;
+    returns the shortcuts (to disable them while the panel cannot act, say)."""
+    shortcuts = []
     for key, slot in bindings:
         shortcut = QShortcut(QKeySequence(key), panel)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         shortcut.activated.connect(slot)
+        shortcuts.append(shortcut)
+    return shortcuts
 
 
 @contextmanager

@@ -605,8 +605,13 @@ class AttentionPanel(QWidget):
         self._draw_selection()
 
     def set_memory(self, memory) -> None:
-        """Connect the weak RAG memory (the LSH store tab's ``remember``/``recall``)."""
+        """Connect the weak RAG memory: the LSH store tab, or any object with
+        ``remember(entries)`` and ``recall(vectors, k)``, and optionally ``ready`` (False
+        while its code loads) with an ``engineReady`` signal for when it is."""
         self.memory = memory
+        ready = getattr(memory, "engineReady", None)
+        if ready is not None:
+            ready.connect(self._update_memory)
         self._update_memory()
 
     def _top_vectors(self):
@@ -637,8 +642,15 @@ class AttentionPanel(QWidget):
     def _update_memory(self) -> None:
         """List the stored entries closest to the current text's selected tokens."""
         self.recalled.clear()
-        self.remember_button.setEnabled(self.memory is not None and self.result is not None)
+        loading = self.memory is not None and not getattr(self.memory, "ready", True)
+        self.remember_button.setEnabled(self.memory is not None and self.result is not None
+                                        and not loading)
         if self.memory is None or self.result is None or self.selection is None:
+            return
+        if loading:  # a store call now would wait on the GUI thread for the code
+            self.memory_label.setText("The memory's code is loading (the first start after "
+                                      "an installation compiles it): Remember works once "
+                                      "it has.")
             return
         if self.result.notice:
             self.memory_label.setText("Remembering needs the real MiniLM model.")

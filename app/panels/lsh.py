@@ -119,7 +119,7 @@ POINTS_HELP = ("Each line is a hyperplane h·x = 0 of the table shown; bit b of 
                "Shift+click, or query mode: place a query.")
 WARMING_TEXT = ("Loading the LSH store's compiled code… The first start after an installation "
                 "compiles it: about 30 s, longer while other tabs compile theirs. The views "
-                "appear as soon as it is ready.")
+                "draw and the controls wake as soon as it is ready.")
 MEMORY_HELP = ("Each stored entry is one word piece's contextual embedding: MiniLM's last "
                "hidden state (384 numbers), with its token and sentence. The view is a PCA "
                "projection onto the two directions of largest variance; the buckets are cut "
@@ -1050,6 +1050,7 @@ class LSHPanel(QWidget):
     queried = Signal(object)  # QueryResult
     corpusLoaded = Signal(int)  # entries the sample corpus added
     collisionsMeasured = Signal(object)  # (angles in degrees, measured rates)
+    engineReady = Signal()  # the engine's code has loaded (or failed to): the store can act
     export_filters = {
         "PNG image, hyperplanes / PCA view (*.png)": ("main", ".png"),
         "SVG drawing, hyperplanes / PCA view (*.svg)": ("main", ".svg"),
@@ -1327,17 +1328,20 @@ class LSHPanel(QWidget):
         right.addWidget(bottom)
         right.setSizes([600, 290])
         # Until the engine's compiled code is loaded (compiled, the first time after an
-        # installation), the views wait and say why instead of freezing the window.
+        # installation), the views wait and say why, and the controls, the views and the
+        # keys that would call the engine are off: a call would wait for the compiler on
+        # the GUI thread, freezing the window.
         self.warming_label = QLabel(WARMING_TEXT)
         self.warming_label.setWordWrap(True)
         self.warming_label.setStyleSheet("padding: 6px; background: #fff3cd; color: #664d03;")
-        self.warming_label.setVisible(not lsh.is_warm())
         controls_beside_views(self, controls, right, 370, above=self.warming_label)
-        panel_shortcuts(self, [(Qt.Key.Key_Delete, self.delete_selected),
+        self._controls, self._views = controls, right
+        self._shortcuts = panel_shortcuts(self, [(Qt.Key.Key_Delete, self.delete_selected),
                                (Qt.Key.Key_Backspace, self.delete_selected),
                                (Qt.Key.Key_Escape, self.clear_query),
                                (Qt.Key.Key_Q, lambda: self.mode == POINTS
                                 and self.query_mode.toggle())])
+        self._show_readiness()
 
     def _slider(self, low: int, high: int, tip: str, slot):
         slider = QSlider(Qt.Orientation.Horizontal)
@@ -1742,7 +1746,8 @@ class LSHPanel(QWidget):
         return export.save_scene(views[view] or views["main"], path)
 
     def shutdown(self) -> None:
-        for runner in (self.corpus_runner, self.query_runner, self.collision_runner):
+        for runner in (self.corpus_runner, self.query_runner, self.collision_runner,
+                       self.warm_runner):
             runner.shutdown()
 
     # -- state changes ---------------------------------------------------------------------
@@ -1827,20 +1832,36 @@ class LSHPanel(QWidget):
         else:
             self._stale = True
 
+    @property
+    def ready(self) -> bool:
+        """Whether the store can act without the GUI thread waiting for its code to load:
+        loaded, or its loading failed (each call then loads what it needs)."""
+        return lsh.is_warm() or self._warm_failed
+
+    def _show_readiness(self) -> None:
+        ready = self.ready
+        self.warming_label.setVisible(not lsh.is_warm())
+        self._controls.setEnabled(ready)
+        self._views.setEnabled(ready)
+        for shortcut in self._shortcuts:
+            shortcut.setEnabled(ready)
+
     def _on_engine_warm(self, _job: JobResult) -> None:
-        self.warming_label.hide()
-        if self._stale:
-            self._stale = False
-            self._refresh()
+        self._became_ready()
 
     def _on_warm_failed(self, failure: JobFailure) -> None:
-        """Say so, and draw anyway: each call then loads what it needs, or shows its error."""
+        """Say so, and act anyway: each call then loads what it needs, or shows its error."""
         self._warm_failed = True
         self.warming_label.setText(f"The LSH store's compiled code failed to load ahead of "
                                    f"use: {failure.message}")
+        self._became_ready()
+
+    def _became_ready(self) -> None:
+        self._show_readiness()
         if self._stale:
             self._stale = False
             self._refresh()
+        self.engineReady.emit()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -1862,7 +1883,7 @@ class LSHPanel(QWidget):
 
     def _update(self) -> None:
         """Everything the shown store affects: query, views, lists and the collision plot."""
-        if not (lsh.is_warm() or self._warm_failed):  # drawn when it is (_on_engine_warm)
+        if not self.ready:  # drawn when it is (_became_ready)
             self._stale = True
             return
         if self.store.query is not None and (self.result is None

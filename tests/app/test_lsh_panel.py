@@ -82,8 +82,15 @@ def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
     assert p.warming_label.isVisible()
     assert "compiles" in p.warming_label.text()
     assert p._sector_list == []  # nothing drawn: drawing would wait for the compiler
-    release.set()
-    qtbot.waitUntil(lambda: not p.warming_label.isVisible(), timeout=10_000)
+    # nor can anything be asked of the store: the controls, the views and the keys are off
+    assert not p.ready
+    assert not p.bits_slider.isEnabled() and not p.histogram.isEnabled()
+    assert not any(shortcut.isEnabled() for shortcut in p._shortcuts)
+    with qtbot.waitSignal(p.engineReady, timeout=10_000):
+        release.set()
+    assert not p.warming_label.isVisible()
+    assert p.ready and p.bits_slider.isEnabled() and p.histogram.isEnabled()
+    assert all(shortcut.isEnabled() for shortcut in p._shortcuts)
     assert len(p._sector_list) == 2 * p.store.index.n_bits
     p.shutdown()
 
@@ -100,6 +107,7 @@ def test_a_failed_warm_up_is_said_and_the_panel_draws_anyway(qtbot, monkeypatch)
     qtbot.waitUntil(lambda: "no space left" in p.warming_label.text(), timeout=10_000)
     assert p.warming_label.isVisible()
     assert len(p._sector_list) == 2 * p.store.index.n_bits
+    assert p.ready and p.bits_slider.isEnabled()
     p.shutdown()
 
 
