@@ -259,6 +259,19 @@ def _payload(value):
         raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
 
 
+def _payload_list(values: list) -> list:
+    """:func:`_payload` of each value, through JSON in one pass (a store reloaded with tens of
+    thousands of payloads would spend most of its time in per-item calls); the same error,
+    naming the first bad value, when one is refused."""
+    for value in values:
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"a payload must be a dict or None, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(values, allow_nan=False))
+    except (TypeError, ValueError):
+        return [_payload(value) for value in values]  # raises for the first bad one
+
+
 class LSHIndex:
     """Random-hyperplane LSH for cosine similarity: L tables of K bits, mutable in O(1).
 
@@ -545,7 +558,7 @@ class LSHIndex:
             payloads = list(payloads)
             if len(payloads) != ids.size:
                 raise ValueError(f"{ids.size} ids but {len(payloads)} payloads")
-            payloads = [_payload(p) for p in payloads]
+            payloads = _payload_list(payloads)
         if ids.size == 0:
             return
         if ids.size > 1:
@@ -845,6 +858,21 @@ class LSHIndex:
         """A copy of the payload of ``ident`` (None if it has none)."""
         self._slots(ident)
         return copy.deepcopy(self._payloads.get(int(ident)))
+
+    def vectors(self, ids) -> np.ndarray:
+        """(m, dim) float64: :meth:`vector` of each of ``ids``, in one call."""
+        slots = self._slots(ids)
+        return self._unit[slots].astype(np.float64) * self._norms[slots].astype(np.float64)[:, None]
+
+    def bucket_keys(self, ids) -> np.ndarray:
+        """(m, L): :meth:`bucket_of` of each of the stored ``ids``, in one call."""
+        return self._where[:, self._slots(ids), 0].T.copy()
+
+    def payloads(self, ids) -> list:
+        """:meth:`payload` of each of ``ids`` (copies; None where there is none), in one call."""
+        ids = self._as_ids(ids)
+        self._slots(ids)
+        return json.loads(json.dumps([self._payloads.get(i) for i in ids.tolist()]))
 
     def ids(self) -> np.ndarray:
         """The stored ids, in storage order (reused slots make it no particular order)."""

@@ -580,6 +580,32 @@ def test_payloads_must_be_json_dicts(payload):
     with pytest.raises((TypeError, ValueError)):
         index.add([1], [[1, 0, 0]], [payload])
     assert len(index) == 0
+    with pytest.raises((TypeError, ValueError)):  # one bad payload among good ones
+        index.add([1, 2, 3], np.eye(3), [{"ok": 1}, payload, None])
+    assert len(index) == 0
+
+
+def test_the_batch_accessors_give_what_the_one_id_ones_give():
+    rng = np.random.default_rng(3)
+    index = LSHIndex(6, 4, 5, seed=2)
+    ids = rng.permutation(200)[:120]
+    payloads = [{"token": f"t{i}", "n": int(i), "f": 0.1 * i} if i % 3 else None for i in ids]
+    index.add(ids, rng.standard_normal((120, 6)), payloads)
+    index.remove(ids[::7])
+    asked = rng.permutation(np.setdiff1d(ids, ids[::7]))
+    assert np.array_equal(index.vectors(asked), np.array([index.vector(int(i)) for i in asked]))
+    assert np.array_equal(index.bucket_keys(asked),
+                          np.array([index.bucket_of(int(i)) for i in asked]))
+    got = index.payloads(asked)
+    assert got == [index.payload(int(i)) for i in asked]
+    first = next(p for p in got if p is not None)
+    first["token"] = "changed"  # copies: the store keeps its own
+    assert "changed" not in [p and p["token"] for p in index.payloads(asked)]
+    assert index.vectors([]).shape == (0, 6) and index.bucket_keys([]).shape == (0, 4)
+    assert index.payloads([]) == []
+    for accessor in (index.vectors, index.bucket_keys, index.payloads):
+        with pytest.raises(KeyError):
+            accessor([int(asked[0]), int(ids[0])])  # ids[0] was removed
 
 
 def test_constructor_checks_its_arguments():
