@@ -647,6 +647,30 @@ def measure_collisions(request: CollisionRequest):
     return ANGLES_DEG.copy(), request.index.empirical_collision_rate(theta, request.n_pairs)
 
 
+@dataclass(frozen=True)
+class OpenRequest:
+    """A store file to open into the store of ``mode`` (vectors of dimension ``dim``)."""
+
+    path: str
+    mode: str
+    dim: int
+
+
+def open_store_file(request: OpenRequest) -> LSHStore:
+    """Worker job (or a direct call): the store saved in ``request.path``, read and checked
+    by the engine (:class:`engine.lsh.StoreError` if refused), its vectors added again as
+    :meth:`LSHStore.replace` does, and its bucket keys and (for embeddings) PCA basis ready,
+    so that the GUI thread only draws it: a store of 30 000 MiniLM vectors takes seconds."""
+    index = lsh.LSHIndex.load(request.path, dim=request.dim)
+    settings = ModeSettings(n_bits=index.n_bits, n_tables=index.n_tables, seed=index.seed)
+    store = LSHStore(index.dim, settings, hyperplanes=index.hyperplanes)
+    store.replace(index)
+    store.keys()
+    if request.mode == MEMORY:
+        store.pca()
+    return store
+
+
 # -- views ----------------------------------------------------------------------------------
 
 def _axes_black(plot: pg.PlotItem) -> None:
@@ -934,7 +958,7 @@ class OccupancyView(pg.PlotWidget):
         self.bars.setOpts(x=sizes, height=counts, width=0.8, brushes=brushes,
                           pen=pg.mkPen("#555", width=0.6), pens=None)
         share = table.empty / table.n_buckets
-        self.plot.setTitle(f"Table {table.table + 1}: {table.nonempty} non-empty buckets; "
+        self.plot.setTitle(f"Table {table.table + 1}: {table.nonempty:,} non-empty buckets; "
                            f"empty: {table.empty:,} of 2^K = {table.n_buckets:,} "
                            f"({100 * share:.1f}%)", color="k", size="10pt")
         top = int(sizes.max()) if sizes.size else 1
@@ -1103,6 +1127,9 @@ class LSHPanel(QWidget):
         self.query_runner.failed.connect(self._on_encode_failed)
         self.collision_runner = JobRunner(measure_collisions, "lsh-collisions", self)
         self.collision_runner.finished.connect(self._on_collisions)
+        self.open_runner = JobRunner(open_store_file, "lsh-open", self)
+        self.open_runner.finished.connect(self._on_opened)
+        self.open_runner.failed.connect(self._on_open_failed)
         self.warm_runner = JobRunner(_warm_engine, "lsh-warm-up", self)
         self.warm_runner.finished.connect(self._on_engine_warm)
         self.warm_runner.failed.connect(self._on_warm_failed)
@@ -1591,31 +1618,63 @@ class LSHPanel(QWidget):
         return path
 
     def open_store(self, path) -> bool:
-        """Replace the store shown by the index in ``path``. A file the engine refuses (or of
-        the other store's dimension) is reported and the store stays as it was."""
+        """Replace the store shown by the index in ``path``, now (File > Open store… reads it
+        on a worker: :meth:`open_store_in_background`). A file the engine refuses (or of the
+        other store's dimension) is reported and the store stays as it was."""
+        request = OpenRequest(str(path), self.mode, self.store.dim)
         try:
-            index = lsh.LSHIndex.load(path, dim=self.store.dim)
+            store = open_store_file(request)
         except lsh.StoreError as error:
-            self.file_message.setStyleSheet(ERROR_STYLE)
-            self.file_message.setText(f"Not opened: {error}. The store is unchanged.")
-            self.status.emit(f"Not opened: {error}")
+            self._open_refused(str(error))
             return False
-        store = self.store
-        store.replace(index)
-        if self.mode == MEMORY:
-            self._forget_corpus()
-        s = self.settings[self.mode]
-        self.settings[self.mode] = replace(s, n_bits=index.n_bits, n_tables=index.n_tables,
-                                           seed=index.seed, table=0)
-        self.selected_id = None
-        self.selected_bucket = None
-        self._show_settings()
-        self._store_changed(self.mode)
-        self.file_message.setStyleSheet("")
-        self.file_message.setText(f"Opened {Path(path).name}: {len(index)} vectors, "
-                                  f"K = {index.n_bits}, L = {index.n_tables}")
-        self.status.emit(f"Opened {path}")
+        self._adopt_opened(request, store)
         return True
+
+    def open_store_in_background(self, path) -> int:
+        """Read the store file at ``path`` on a worker, then show it in place of the store
+        shown (as :meth:`open_store`); the window stays live meanwhile. Returns the job id."""
+        request = OpenRequest(str(path), self.mode, self.store.dim)
+        self.open_button.setEnabled(False)
+        self.file_message.setStyleSheet("")
+        self.file_message.setText(f"Opening {Path(path).name}…")
+        self.status.emit(f"Opening {path}…")
+        return self.open_runner.submit(request)
+
+    def _on_opened(self, job: JobResult) -> None:
+        self.open_button.setEnabled(True)
+        self._adopt_opened(job.request, job.value)
+
+    def _on_open_failed(self, failure: JobFailure) -> None:
+        self.open_button.setEnabled(True)
+        self._open_refused(failure.message)
+
+    def _open_refused(self, why: str) -> None:
+        self.file_message.setStyleSheet(ERROR_STYLE)
+        self.file_message.setText(f"Not opened: {why}. The store is unchanged.")
+        self.status.emit(f"Not opened: {why}")
+
+    def _adopt_opened(self, request: OpenRequest, store: LSHStore) -> None:
+        """Put an opened store in place of the store of ``request.mode``, keeping its query
+        and never giving out an id the old store gave."""
+        mode, old = request.mode, self.stores[request.mode]
+        store.opened = old.opened + 1  # a new set of hyperplanes for the collision plot
+        store.next_id = max(store.next_id, old.next_id)
+        store.query = old.query
+        self.stores[mode] = store
+        if mode == MEMORY:
+            self._forget_corpus()
+        index = store.index
+        self.settings[mode] = replace(self.settings[mode], n_bits=index.n_bits,
+                                      n_tables=index.n_tables, seed=index.seed, table=0)
+        if mode == self.mode:
+            self.selected_id = None
+            self.selected_bucket = None
+            self._show_settings()
+        self._store_changed(mode)
+        self.file_message.setStyleSheet("")
+        self.file_message.setText(f"Opened {Path(request.path).name}: {len(index)} vectors, "
+                                  f"K = {index.n_bits}, L = {index.n_tables}")
+        self.status.emit(f"Opened {request.path}")
 
     def refresh(self) -> None:
         self._store_changed(self.mode)
@@ -1665,6 +1724,8 @@ class LSHPanel(QWidget):
         r = self._read_state(state)
         self.corpus_runner.cancel()
         self.query_runner.cancel()
+        self.open_runner.cancel()  # a file on its way would replace what is restored
+        self.open_button.setEnabled(True)
         self.corpus_progress.setVisible(False)
         self.corpus_button.setEnabled(True)
         self.corpus_button.setText("Reload sample corpus" if r.corpus else "Load sample corpus")
@@ -1755,7 +1816,7 @@ class LSHPanel(QWidget):
 
     def shutdown(self) -> None:
         for runner in (self.corpus_runner, self.query_runner, self.collision_runner,
-                       self.warm_runner):
+                       self.open_runner, self.warm_runner):
             runner.shutdown()
 
     # -- state changes ---------------------------------------------------------------------
@@ -2012,7 +2073,7 @@ class LSHPanel(QWidget):
             view.frame()
             shown = len(self.bucket_colors)
             view.plot.setTitle(
-                f"{len(store)} tokens (384-d) by PCA; colour: bucket in table "
+                f"{len(store):,} tokens (384-d) by PCA; colour: bucket in table "
                 f"{self._table() + 1} ({shown} largest; the rest grey)", color="k", size="10pt")
         view.mark(view.rings, candidates)
         view.mark(view.stars, top)
@@ -2026,7 +2087,7 @@ class LSHPanel(QWidget):
         K = store.index.n_bits
         buckets = store.buckets(table)
         self.buckets_title.setText(f"<b>Buckets of table {table + 1}</b> "
-                                   f"({len(buckets)} non-empty of {2 ** K:,})")
+                                   f"({len(buckets):,} non-empty of {2 ** K:,})")
         self.buckets.blockSignals(True)
         chosen_row = None
         rows = []
@@ -2089,7 +2150,7 @@ class LSHPanel(QWidget):
         s = self.settings[self.mode]
         stats = index.stats()
         self.index_label.setText(
-            f"{len(index)} vectors in {index.n_tables} table(s) of 2^{index.n_bits} = "
+            f"{len(index):,} vectors in {index.n_tables} table(s) of 2^{index.n_bits} = "
             f"{2 ** index.n_bits:,} buckets; on average {100 * stats.empty_fraction:.1f}% "
             "of the buckets are empty.")
         warning = index.explain_empty(None, s.probes) if len(index) else None
@@ -2319,9 +2380,9 @@ class LSHPanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open LSH store", "",
                                               "LSH store (*.npz);;All files (*)")
         if path:
-            self.open_store(path)
+            self.open_store_in_background(path)
 
 
 __all__ = ["SAMPLE_CORPUS", "EncodeRequest", "EncodedTokens", "LSHPanel", "LSHStore",
-           "ModeSettings", "QueryResult", "QuerySpec", "encode_tokens", "exact_top_k",
-           "pca_2d", "run_query"]
+           "ModeSettings", "OpenRequest", "QueryResult", "QuerySpec", "encode_tokens",
+           "exact_top_k", "open_store_file", "pca_2d", "run_query"]

@@ -409,6 +409,38 @@ def test_opening_a_bad_store_file_says_why_and_keeps_the_store(panel, tmp_path):
     assert panel.add_point(0.3, 0.3) == max(ids) + 1  # ids keep increasing after a load
 
 
+def test_the_open_dialogs_file_is_read_on_a_worker_and_then_shown(panel, qtbot, tmp_path,
+                                                                    monkeypatch):
+    """File > Open store… reads, checks and re-adds the file on a worker (seconds for a large
+    store), and the window stays live; a refused file is said as a direct open says it."""
+    panel.add_random_points(30)
+    good = panel.save_store(tmp_path / "good.npz")
+    ids = sorted(panel.store.index.ids().tolist())
+    (tmp_path / "text.npz").write_text("not a store")
+    panel.clear_store()
+    readers = []
+    load = lsh_engine.LSHIndex.load.__func__
+
+    def spy(cls, path, dim=None):
+        readers.append(threading.current_thread())
+        return load(cls, path, dim)
+
+    monkeypatch.setattr(lsh_engine.LSHIndex, "load", classmethod(spy))
+    with qtbot.waitSignal(panel.open_runner.finished, timeout=20_000):
+        panel.open_store_in_background(good)
+        assert not panel.open_button.isEnabled() and "Opening good.npz" in panel.file_message.text()
+    assert readers and readers[0] is not threading.main_thread()
+    assert panel.open_button.isEnabled() and panel.file_message.text().startswith("Opened good.npz")
+    assert sorted(panel.store.index.ids().tolist()) == ids and len(panel.plane.ids) == 30
+    assert panel.add_point(0.3, 0.3) == max(ids) + 1  # ids keep increasing after a load
+    before = panel.store
+    with qtbot.waitSignal(panel.open_runner.failed, timeout=20_000):
+        panel.open_store_in_background(tmp_path / "text.npz")
+    message = panel.file_message.text()
+    assert message.startswith("Not opened:") and "unchanged" in message
+    assert panel.store is before and len(panel.store) == 31 and panel.open_button.isEnabled()
+
+
 def test_minilm_memory_corpus_query_and_deleting_an_entry(panel, qtbot):
     with qtbot.waitSignal(panel.corpusLoaded, timeout=60000) as loaded:
         panel.set_mode(MEMORY)
