@@ -1371,11 +1371,11 @@ class LSHPanel(QWidget):
         self.warming_label.setStyleSheet("padding: 6px; background: #fff3cd; color: #664d03;")
         controls_beside_views(self, controls, right, 370, above=self.warming_label)
         self._controls, self._views = controls, right
-        self._shortcuts = panel_shortcuts(self, [(Qt.Key.Key_Delete, self.delete_selected),
-                               (Qt.Key.Key_Backspace, self.delete_selected),
-                               (Qt.Key.Key_Escape, self.clear_query),
-                               (Qt.Key.Key_Q, lambda: self.mode == POINTS
-                                and self.query_mode.toggle())])
+        self._shortcuts = panel_shortcuts(self, [
+            (Qt.Key.Key_Delete, self.delete_selected),
+            (Qt.Key.Key_Backspace, self.delete_selected),
+            (Qt.Key.Key_Escape, self.clear_query),
+            (Qt.Key.Key_Q, lambda: self.mode == POINTS and self.query_mode.toggle())])
         self._show_readiness()
 
     def _slider(self, low: int, high: int, tip: str, slot):
@@ -1672,7 +1672,7 @@ class LSHPanel(QWidget):
             self._show_settings()
         self._store_changed(mode)
         self.file_message.setStyleSheet("")
-        self.file_message.setText(f"Opened {Path(request.path).name}: {len(index)} vectors, "
+        self.file_message.setText(f"Opened {Path(request.path).name}: {len(index):,} vectors, "
                                   f"K = {index.n_bits}, L = {index.n_tables}")
         self.status.emit(f"Opened {request.path}")
 
