@@ -2,6 +2,7 @@
 every widget a test made is deleted while the application still exists."""
 
 import gc
+import threading
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
@@ -40,3 +41,21 @@ def _delete_widgets_now(qapp, qtbot):
     qapp.processEvents()
     gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture
+def held_lsh_warm_up(monkeypatch):
+    """The LSH store's code loading as on the first start after an installation, held until
+    the test sets the returned event: LSH panels built meanwhile see it still loading."""
+    from app.panels import lsh as lsh_panel
+
+    warm, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(lsh, "is_warm", warm.is_set)
+
+    def held_warm_up(_request):
+        release.wait(10)
+        yield 1.0
+        warm.set()
+
+    monkeypatch.setattr(lsh_panel, "_warm_engine", held_warm_up)
+    return release

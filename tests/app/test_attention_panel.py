@@ -159,30 +159,19 @@ def test_remember_then_a_related_prompt_recalls_the_stored_tokens(panel, qtbot):
     store.shutdown()
 
 
-def test_while_the_memorys_code_loads_remember_is_off_and_says_why(panel, qtbot, monkeypatch):
+def test_while_the_memorys_code_loads_remember_is_off_and_says_why(panel, qtbot,
+                                                                    held_lsh_warm_up):
     """The first start after an installation compiles the LSH store's code on a worker; a
     store call on the GUI thread would wait for it, so Remember waits for the store."""
-    import threading
+    from app.panels.lsh import LSHPanel
 
-    from app.panels import lsh as lsh_panel
-    from engine import lsh as lsh_engine
-
-    warm, release = threading.Event(), threading.Event()
-    monkeypatch.setattr(lsh_engine, "is_warm", warm.is_set)
-
-    def slow_warm_up(_request):
-        release.wait(10)
-        yield 1.0
-        warm.set()
-
-    monkeypatch.setattr(lsh_panel, "_warm_engine", slow_warm_up)
-    store = lsh_panel.LSHPanel()
+    store = LSHPanel()
     qtbot.addWidget(store)
     panel.set_memory(store)
     assert not panel.remember_button.isEnabled()
     assert "loading" in panel.memory_label.text()
     with qtbot.waitSignal(store.engineReady, timeout=10_000):
-        release.set()
+        held_lsh_warm_up.set()
     assert panel.remember_button.isEnabled()
     assert "Remember" in panel.memory_label.text() and "loading" not in panel.memory_label.text()
     store.shutdown()

@@ -64,20 +64,10 @@ def test_a_hidden_panel_calls_no_engine_code_until_it_is_shown(qtbot, monkeypatc
 
 
 def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
-        qtbot, monkeypatch):
+        qtbot, held_lsh_warm_up):
     """The first start after an installation compiles the engine's code (about 30 s): the
     panel starts loading it on a worker and, shown before it is ready, says why its views
     are empty instead of freezing the window; it draws when the worker is done."""
-    warm = threading.Event()
-    release = threading.Event()
-    monkeypatch.setattr(lsh_engine, "is_warm", warm.is_set)
-
-    def slow_warm_up(_request):
-        release.wait(10)
-        yield 1.0
-        warm.set()
-
-    monkeypatch.setattr(lsh_panel, "_warm_engine", slow_warm_up)
     p = shown_panel(qtbot)
     assert p.warming_label.isVisible()
     assert "compiles" in p.warming_label.text()
@@ -87,7 +77,7 @@ def test_until_the_engine_code_is_loaded_the_shown_panel_says_so_and_then_draws(
     assert not p.bits_slider.isEnabled() and not p.histogram.isEnabled()
     assert not any(shortcut.isEnabled() for shortcut in p._shortcuts)
     with qtbot.waitSignal(p.engineReady, timeout=10_000):
-        release.set()
+        held_lsh_warm_up.set()
     assert not p.warming_label.isVisible()
     assert p.ready and p.bits_slider.isEnabled() and p.histogram.isEnabled()
     assert all(shortcut.isEnabled() for shortcut in p._shortcuts)
