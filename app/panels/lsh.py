@@ -338,8 +338,15 @@ class LSHStore:
             _, components, mean, explained = pca_2d(self._vectors)
             self._basis, self._basis_n, self._drift = (components, mean, explained), n, 0
         components, mean, explained = self._basis
-        unit = self._vectors / np.linalg.norm(self._vectors, axis=1, keepdims=True)
-        return (unit - mean) @ components.T, components, mean, explained
+        # The coordinates too are kept until the contents (a new array on every change) or
+        # the basis change: a redraw of 30 000 MiniLM vectors spent 0.17 s projecting them.
+        if self._coords is None or self._coords[0] is not self._vectors \
+                or self._coords[1] is not self._basis:
+            unit = self._vectors / np.linalg.norm(self._vectors, axis=1, keepdims=True)
+            coords = (unit - mean) @ components.T
+            coords.flags.writeable = False  # shared by every caller until the next change
+            self._coords = (self._vectors, self._basis, coords)
+        return self._coords[2], components, mean, explained
 
     def payload(self, ident: int) -> dict:
         return self.index.payload(int(ident)) or {}
@@ -361,6 +368,7 @@ class LSHStore:
         self._inputs = inputs
         self._keys = None
         self._basis, self._basis_n, self._drift = None, 0, 0
+        self._coords = None  # (vectors, basis, their coordinates), see pca()
 
 
 def _seeded(index: lsh.LSHIndex) -> bool:

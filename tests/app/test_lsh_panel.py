@@ -530,3 +530,20 @@ def test_pca_of_many_vectors_gives_the_svds_directions_and_shares():
     np.testing.assert_allclose(coords, (unit - mean) @ components.T)
     few = lsh_panel.pca_2d(vectors[:8])  # fewer than dimensions: the SVD itself
     assert few[0].shape == (8, 2) and np.all(few[3] > 0)
+
+
+def test_a_stores_pca_coordinates_follow_its_contents():
+    """The coordinates are kept between redraws and recomputed after every change."""
+    store = lsh_panel.LSHStore(8, lsh_panel.ModeSettings(n_bits=4, n_tables=2))
+    rng = np.random.default_rng(8)
+    ids = store.add(rng.standard_normal((40, 8)))
+    first = store.pca()[0]
+    assert store.pca()[0] is first and not first.flags.writeable  # kept, and read-only
+    store.rebuild(5, 3, 1)  # other hyperplanes, the same vectors: the same picture
+    assert store.pca()[0] is first
+    store.remove(ids[:5])
+    after, components, mean, _ = store.pca()
+    _, vectors = store.contents()
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert after.shape == (35, 2)
+    np.testing.assert_allclose(after, (unit - mean) @ components.T)
