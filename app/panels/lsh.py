@@ -69,6 +69,7 @@ MAX_PROBES = 32
 MAX_RESULTS = 50  # the top-k spin box's end
 MAX_IMPORTANT = 20  # most query tokens kept by seed 000's selection
 MAX_QUERY_TEXT = 32767  # a QLineEdit's length limit
+LIVE_REBUILD = 5000  # vectors up to which K and L rebuild the index while their slider moves
 MAX_FILE_TABLES = 1024  # an opened file may hold more tables than the slider offers
 MAX_ENTRIES = 1_000_000  # vectors per store a session may hold
 MAX_ID = 2**63 - 1  # ids and seeds are non-negative int64
@@ -1233,11 +1234,15 @@ class LSHPanel(QWidget):
         ilay = QFormLayout(ibox)
         self.bits_slider, self.bits_label = self._slider(
             1, MAX_BITS[MEMORY], "K, hyperplanes per table: more bits make smaller, purer "
-            "buckets (and more empty ones). The index is rebuilt at once.", self._on_index)
+            "buckets (and more empty ones). The index is rebuilt at once (holding more than "
+            f"{LIVE_REBUILD:,} vectors, when the slider is let go).", self._on_index)
         self.tables_slider, self.tables_label = self._slider(
             1, MAX_TABLES, "L, the number of tables: a neighbour missed by one table may be "
-            "caught by another (higher recall, more candidates). Rebuilt at once.",
-            self._on_index)
+            "caught by another (higher recall, more candidates). Rebuilt at once (holding "
+            f"more than {LIVE_REBUILD:,} vectors, when the slider is let go).", self._on_index)
+        # A drag that rebuilds only when let go still shows the value it is at.
+        self.bits_slider.sliderMoved.connect(lambda v: self.bits_label.setText(f"K = {v}"))
+        self.tables_slider.sliderMoved.connect(lambda v: self.tables_label.setText(f"L = {v}"))
         self.probes_slider, self.probes_label = self._slider(
             0, MAX_PROBES, "Multi-probe: also visit this many neighbouring buckets per table, "
             "flipping the bits whose hyperplanes pass closest to the query", self._on_probes)
@@ -1848,6 +1853,15 @@ class LSHPanel(QWidget):
         for w in widgets:
             w.blockSignals(False)
         self._show_slider_labels()
+        self._set_rebuild_tracking()
+
+    def _set_rebuild_tracking(self) -> None:
+        """K and L rebuild while their slider is dragged, unless the store is large: a
+        rebuild and redraw of 30 000 vectors takes about a second, and a drag would queue
+        one per step."""
+        live = len(self.store) <= LIVE_REBUILD
+        for slider in (self.bits_slider, self.tables_slider):
+            slider.setTracking(live)
 
     def _show_slider_labels(self) -> None:
         s = self.settings[self.mode]
@@ -1897,6 +1911,7 @@ class LSHPanel(QWidget):
         (in a hidden tab, when the tab is next shown)."""
         self._requery(mode)
         if mode == self.mode:
+            self._set_rebuild_tracking()
             if self.selected_id is not None and self.selected_id not in self.store.index:
                 self.selected_id = None  # removed (reloading the corpus replaces its ids)
             self._refresh()

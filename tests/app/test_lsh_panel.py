@@ -547,3 +547,24 @@ def test_a_stores_pca_coordinates_follow_its_contents():
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert after.shape == (35, 2)
     np.testing.assert_allclose(after, (unit - mean) @ components.T)
+
+
+def test_a_large_store_rebuilds_when_the_slider_is_let_go(panel, monkeypatch):
+    """Up to LIVE_REBUILD vectors, dragging K rebuilds at every step; beyond, the label
+    follows the drag and the index is rebuilt once, when the slider is let go."""
+    monkeypatch.setattr(lsh_panel, "LIVE_REBUILD", 100)
+    panel.add_random_points(60)
+    assert panel.bits_slider.hasTracking() and panel.tables_slider.hasTracking()
+    panel.add_random_points(60)  # 120 > 100
+    assert not panel.bits_slider.hasTracking() and not panel.tables_slider.hasTracking()
+    before = panel.store.index
+    slider = panel.bits_slider
+    slider.setSliderDown(True)
+    for value in (4, 5, 6):
+        slider.setSliderPosition(value)  # what a drag does
+        assert panel.bits_label.text() == f"K = {value}"
+    assert panel.store.index is before and before.n_bits == 3  # not rebuilt during the drag
+    slider.setSliderDown(False)  # let go
+    assert panel.store.index is not before and panel.store.index.n_bits == 6
+    panel.clear_store()
+    assert panel.bits_slider.hasTracking()  # small again: live
