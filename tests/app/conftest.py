@@ -1,5 +1,6 @@
-"""App-test fixtures: pyqtgraph set up like the app, no worker thread outlives a test, and
-every widget a test made is deleted while the application still exists."""
+"""App-test fixtures: pyqtgraph set up like the app, no worker thread outlives a test,
+every widget a test made is deleted while the application still exists, and the LSH code
+loading held on request."""
 
 import gc
 import threading
@@ -46,7 +47,8 @@ def _delete_widgets_now(qapp, qtbot):
 @pytest.fixture
 def held_lsh_warm_up(monkeypatch):
     """The LSH store's code loading as on the first start after an installation, held until
-    the test sets the returned event: LSH panels built meanwhile see it still loading."""
+    the test sets the returned event (or the test ends): LSH panels built meanwhile see it
+    still loading."""
     from app.panels import lsh as lsh_panel
 
     warm, release = threading.Event(), threading.Event()
@@ -58,4 +60,5 @@ def held_lsh_warm_up(monkeypatch):
         warm.set()
 
     monkeypatch.setattr(lsh_panel, "_warm_engine", held_warm_up)
-    return release
+    yield release
+    release.set()  # a test that failed early leaves no worker waiting
