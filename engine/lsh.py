@@ -40,7 +40,6 @@ index: serialise access (the app's single worker does).
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
@@ -856,8 +855,7 @@ class LSHIndex:
 
     def payload(self, ident: int) -> dict | None:
         """A copy of the payload of ``ident`` (None if it has none)."""
-        self._slots(ident)
-        return copy.deepcopy(self._payloads.get(int(ident)))
+        return self.payloads(ident)[0]
 
     def vectors(self, ids) -> np.ndarray:
         """(m, dim) float64: :meth:`vector` of each of ``ids``, in one call."""

@@ -182,6 +182,7 @@ class DescentPanel(QWidget):
         self.map_runner.finished.connect(self._on_loss_map)
         self.map_runner.failed.connect(self._on_race_failed)
         self._timer = QTimer(self, interval=int(1000 / FPS))
+        self._autoplay = False  # play the race being computed when it arrives
         self._timer.timeout.connect(self._tick)
         self._rerun = QTimer(self, singleShot=True, interval=120)
         self._rerun.timeout.connect(self.run)
@@ -516,7 +517,7 @@ class DescentPanel(QWidget):
         # A race asked to play and still on its way keeps that wish when a newer request
         # (a debounced setting change) replaces it.
         self._autoplay = (autoplay or self._timer.isActive()
-                          or (self.runner.busy and getattr(self, "_autoplay", False)))
+                          or (self.runner.busy and self._autoplay))
         self.runner.submit(request)
 
     def toggle_basins(self) -> None:
@@ -861,7 +862,7 @@ class DescentPanel(QWidget):
         self.show_frame(0)
         messages = ", ".join(f"{LABELS[t.method]}: {t.message}" for t in self.trajectories)
         self.status.emit(messages)
-        if getattr(self, "_autoplay", False):
+        if self._autoplay:
             self.play()
 
     def _on_race_failed(self, failure: JobFailure) -> None:
