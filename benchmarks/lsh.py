@@ -554,14 +554,18 @@ def stage_profile(store: Ours, queries, n=300) -> None:
             margins = index._hash(u)
             t = tick("project (float64: probe margins)", t)
             keys, words = kernels.signs(margins, u, index._planes, -1.0, L, K)
+            masks = kernels.reliable(margins, u, index._planes, index._sign_bound64,
+                                     index._reliable_cut)
         else:
             margins = np.empty((1, 0))
             proj = kernels.project32(u, index._planes32)
             t = tick("project (float32)", t)
             keys, words = kernels.signs(proj, u, index._planes, index._sign_bound, L, K)
-        t = tick("signs and sketch", t)
+            masks = kernels.reliable(proj, u, index._planes, index._sign_bound,
+                                     index._reliable_cut)
+        t = tick("signs, sketch and reliable bits", t)
         if store.scan and shortlist:
-            kernels.hamming_scan(index._sketch, words[0], top, dist)
+            kernels.hamming_scan(index._sketch, words[0], masks[0], top, dist)
             dist[free] = L * K + 1
             t = tick("Hamming scan of all sketches", t)
             count, items = top, cand
@@ -579,7 +583,8 @@ def stage_profile(store: Ours, queries, n=300) -> None:
             t = time.perf_counter()
             items = cand
             if shortlist and count > shortlist:
-                kernels.hamming_of(index._rows, words[0], cand, count, dist)
+                kernels.hamming_of(index._rows, words[0], masks[0], cand, count,
+                                   dist)
                 t = tick("Hamming distances of the candidates", t)
         if shortlist and count > shortlist:
             count = kernels.select_nearest(dist, cand, count, store.scan, shortlist, hist,

@@ -303,6 +303,24 @@ def signs(proj, unit, planes, bound, n_tables, n_bits):
     return keys, words
 
 
+@njit(**_JIT)
+def reliable(proj, unit, planes, bound, cut):
+    """(m, W) words: bit h is set where the float64 |h . u| >= ``cut``, the query's signs
+    the shortlist counts. ``proj`` and ``bound`` as for :func:`signs` (a negative bound:
+    float64 projections); projections within ``bound`` of the cut are recomputed in
+    float64, so a single query and a batch agree bit for bit."""
+    m, n_planes = proj.shape
+    out = np.zeros((m, (n_planes + 63) >> 6), np.uint64)
+    for i in range(m):
+        for h in range(n_planes):
+            a = abs(np.float64(proj[i, h]))
+            if abs(a - cut) <= bound:
+                a = abs(_dot64(planes[h], unit[i]))
+            if a >= cut:
+                out[i, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
+    return out
+
+
 # -- inserts and deletes --------------------------------------------------------------------
 
 @njit(**_JIT)
@@ -741,32 +759,35 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
 
 
 @njit(**_JIT)
-def hamming_scan(sketch, query, top, dist):
-    """dist[s] = Hamming distance of slot s's sketch to ``query`` for every s < top, two
-    word rows per pass (sequential reads, vectorised popcounts, half the passes over
-    ``dist``; blocking the passes to keep ``dist`` in L1 defeated the vectoriser)."""
+def hamming_scan(sketch, query, mask, top, dist):
+    """dist[s] = number of the ``mask`` bits in which slot s's sketch differs from ``query``,
+    for every s < top, two word rows per pass (sequential reads, vectorised popcounts, half
+    the passes over ``dist``; blocking the passes to keep ``dist`` in L1 defeated the
+    vectoriser)."""
     n_words = sketch.shape[0]
     w = 0
     if n_words % 2:
-        q, row = query[0], sketch[0]
+        q, m, row = query[0], mask[0], sketch[0]
         for s in range(top):
-            dist[s] = np.uint16(_popcount(row[s] ^ q))
+            dist[s] = np.uint16(_popcount((row[s] ^ q) & m))
         w = 1
     else:
         for s in range(top):
             dist[s] = 0
     while w < n_words:
-        q0, q1, row0, row1 = query[w], query[w + 1], sketch[w], sketch[w + 1]
+        q0, q1, m0, m1 = query[w], query[w + 1], mask[w], mask[w + 1]
+        row0, row1 = sketch[w], sketch[w + 1]
         for s in range(top):
-            dist[s] += np.uint16(_popcount(row0[s] ^ q0) + _popcount(row1[s] ^ q1))
+            dist[s] += np.uint16(_popcount((row0[s] ^ q0) & m0)
+                                 + _popcount((row1[s] ^ q1) & m1))
         w += 2
 
 
 @njit(**_JIT)
-def hamming_of(rows, query, cand, nc, dist):
-    """dist[c] = Hamming distance of slot cand[c]'s sketch row to ``query``, c < nc (the row
-    2 * _AHEAD candidates on is prefetched: candidates lie anywhere). Rows may be padded
-    beyond the query's words."""
+def hamming_of(rows, query, mask, cand, nc, dist):
+    """dist[c] = number of the ``mask`` bits in which slot cand[c]'s sketch row differs
+    from ``query``, c < nc (the row 2 * _AHEAD candidates on is prefetched: candidates lie
+    anywhere). Rows may be padded beyond the query's words."""
     flat = rows.reshape(-1)
     stride = rows.shape[1]
     for c in range(nc):
@@ -775,7 +796,7 @@ def hamming_of(rows, query, cand, nc, dist):
         s = cand[c]
         acc = np.uint64(0)
         for w in range(query.size):
-            acc += _popcount(rows[s, w] ^ query[w])
+            acc += _popcount((rows[s, w] ^ query[w]) & mask[w])
         dist[c] = np.uint16(acc)
 
 
@@ -962,14 +983,15 @@ def _drain(seen, cand):
 
 
 @njit(**_JIT)
-def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_live, top,
-           slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
+def search(queries, keys, words, masks, margins, probes, k, shortlist, scan, n_bits, n_live,
+           top, slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
     """Top-k (score desc, id asc) of each query among its candidates, and the number of
     candidates.
 
     Candidates are every live slot (``scan``) or the members of the probed buckets. With
-    0 < shortlist < candidates, only the ``shortlist`` candidates whose sketches are nearest
-    the query's in Hamming distance (ties to the smaller id) are scored exactly. ``free``
+    0 < shortlist < candidates, only the ``shortlist`` candidates whose sketches differ from
+    the query's in the fewest of its reliable bits (``masks``, from :func:`reliable`; ties
+    to the smaller id) are scored exactly. ``free``
     lists the free slots below ``top``; ``margins`` are the float64 projections, read only
     when probes > 0. Working arrays, for at least ``top`` slots (a caller may keep them: a
     fresh megabyte per query costs page faults): ``ints`` int64 x (2 top + 1), ``shorts``
@@ -994,7 +1016,7 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
         if scan:
             counts[qi] = n_live
             if 0 < shortlist < n_live:
-                hamming_scan(sketch, words[qi], top, dist)
+                hamming_scan(sketch, words[qi], masks[qi], top, dist)
                 for f in range(free.size):
                     dist[free[f]] = far
                 n = select_nearest(dist, cand, top, scan, shortlist, hist, slot_ids, near,
@@ -1009,7 +1031,7 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
             if 0 < shortlist < nc:
                 for c in range(nc):
                     seen[cand[c] >> 6] = 0
-                hamming_of(rows, words[qi], cand, nc, dist)
+                hamming_of(rows, words[qi], masks[qi], cand, nc, dist)
                 n = select_nearest(dist, cand, nc, scan, shortlist, hist, slot_ids, near,
                                    near_dist, picked)
                 filled = rerank(q, picked, n, unit, slot_ids, k, best_s, best_i)
@@ -1027,8 +1049,9 @@ def search(queries, keys, words, margins, probes, k, shortlist, scan, n_bits, n_
 
 
 @njit(**_JIT)
-def query_one(x, planes32, planes, bound, n_bits, probes, k, shortlist, scan, n_live, top,
-              slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
+def query_one(x, planes32, planes, bound, bound64, cut, n_bits, probes, k, shortlist, scan,
+              n_live, top, slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints,
+              shorts, seen):
     """:func:`search` for one raw query vector (float32 or float64), normalised and hashed
     in the same call (a single query is dominated by Python round trips otherwise).
     Returns (status, ids, float64 scores, found): status 1 when the vector is not finite
@@ -1040,12 +1063,15 @@ def query_one(x, planes32, planes, bound, n_bits, probes, k, shortlist, scan, n_
     if probes > 0:  # the margins decide the probing order: float64
         margins = project64(u, planes)
         keys, words = signs(margins, u, planes, -1.0, n_tables, n_bits)
+        masks = reliable(margins, u, planes, bound64, cut)
     else:
         margins = np.empty((1, 0))
-        keys, words = signs(project32(u, planes32), u, planes, bound, n_tables, n_bits)
-    ids, scores, _ = search(u, keys, words, margins, probes, k, shortlist, scan, n_bits,
-                            n_live, top, slot_ids, unit, sketch, rows, free, pool, bmap,
-                            bshift, ints, shorts, seen)
+        proj = project32(u, planes32)
+        keys, words = signs(proj, u, planes, bound, n_tables, n_bits)
+        masks = reliable(proj, u, planes, bound, cut)
+    ids, scores, _ = search(u, keys, words, masks, margins, probes, k, shortlist, scan,
+                            n_bits, n_live, top, slot_ids, unit, sketch, rows, free, pool,
+                            bmap, bshift, ints, shorts, seen)
     found = 0
     while found < k and ids[0, found] >= 0:
         found += 1

@@ -21,7 +21,12 @@ differing bits between two sketches estimates their angle (each bit differs with
 theta/pi, Charikar's estimator), so a query can re-rank exactly only the ``shortlist``
 candidates nearest in Hamming distance, and with ``scan=True`` take every stored vector as a
 candidate: a popcount scan over all sketches instead of bucket probing, the better choice
-when the probed buckets would hold a large share of the store anyway.
+when the probed buckets would hold a large share of the store anyway. The distance counts
+only the query's reliable signs, those whose hyperplane passes at least
+``RELIABLE_MARGIN / sqrt(dim)`` from it: a neighbour lands on the other side of a hyperplane
+that nearly touches the query about as often as a stranger does, so such a bit adds noise
+and no evidence (the multi-probe argument, applied to the shortlist). On the MiniLM
+word pieces it halves the shortlist that reaches a given recall (``benchmarks/lsh.py``).
 
 Storage is array-based and compiled with Numba (:mod:`engine._lsh_kernels`). Per table, an
 open-addressing hash map sends a bucket key to a block of a shared pool that lists the
@@ -57,6 +62,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MAX_BITS",
+    "RELIABLE_MARGIN",
     "LSHIndex",
     "LSHStats",
     "StoreError",
@@ -71,6 +77,9 @@ FORMAT = "mlcalc-lsh-index"
 FORMAT_VERSION = 1
 MAX_BITS = 62  # a bucket key is a non-negative int64, and 2^K still fits one
 MAX_SKETCH_BITS = 65534  # Hamming distances (and one "far" value) are uint16
+# A shortlist counts only the query's signs whose hyperplane is at least this many
+# 1/sqrt(dim) (the spread of a unit query's projections) from the query.
+RELIABLE_MARGIN = 0.6
 _ARRAYS = ("header", "vectors", "norms", "hyperplanes")
 
 _MAX_POOL = 2**31 - 1  # pool offsets and slots are int32
@@ -323,6 +332,8 @@ class LSHIndex:
         # the plane, then of each of dim products and sums), doubled: beyond it the float32
         # sign is the float64 sign.
         self._sign_bound = (self._dim + 2) * 2.0**-23
+        self._sign_bound64 = (self._dim + 2) * 2.0**-52  # the same for float64 products
+        self._reliable_cut = RELIABLE_MARGIN / math.sqrt(self._dim)
         self._L, self._K, self._seed = n_tables, n_bits, seed
         self._words = (n_tables * n_bits + 63) // 64  # uint64 words per sketch
         self._n = 0  # live vectors
@@ -514,28 +525,36 @@ class LSHIndex:
             return kernels.project32(unit, self._planes32)
         return unit @ self._planes32.T
 
-    def _signs(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _signs(self, unit: np.ndarray, masks: bool = False):
         """(bucket keys (m, L), sketches (m, W)) from float32 projections, a block of rows
-        at a time; the float64 signs, as :func:`kernels.signs` re-checks those near zero."""
+        at a time; the float64 signs, as :func:`kernels.signs` re-checks those near zero.
+        With ``masks``, also the reliable bits of each row (:func:`kernels.reliable`)."""
         keys = np.empty((unit.shape[0], self._L), np.int64)
         words = np.empty((unit.shape[0], self._words), np.uint64)
+        reliable = np.empty((unit.shape[0], self._words if masks else 0), np.uint64)
         for lo in range(0, unit.shape[0], _HASH_ROWS):
             rows = slice(lo, lo + _HASH_ROWS)
-            keys[rows], words[rows] = kernels.signs(self._project32(unit[rows]), unit[rows],
-                                                    self._planes, self._sign_bound, self._L,
-                                                    self._K)
-        return keys, words
+            proj = self._project32(unit[rows])
+            keys[rows], words[rows] = kernels.signs(proj, unit[rows], self._planes,
+                                                    self._sign_bound, self._L, self._K)
+            if masks:
+                reliable[rows] = kernels.reliable(proj, unit[rows], self._planes,
+                                                  self._sign_bound, self._reliable_cut)
+        return (keys, words, reliable) if masks else (keys, words)
 
     def _query_hashes(self, unit: np.ndarray, probes: int):
-        """(keys, sketches, margins) of queries. Probing orders bits by their margins, in
-        float64 as documented (refining only the bits it reads was tried: a float32
-        projection plus that refinement cost as much); without probes, only signs."""
+        """(keys, sketches, reliable bits, margins) of queries. Probing orders bits by their
+        margins, in float64 as documented (refining only the bits it reads was tried: a
+        float32 projection plus that refinement cost as much); without probes, only
+        signs."""
         if probes:
             margins = self._hash(unit)
             keys, words = kernels.signs(margins, unit, self._planes, -1.0, self._L, self._K)
-            return keys, words, margins
-        keys, words = self._signs(unit)
-        return keys, words, np.empty((unit.shape[0], 0))
+            masks = kernels.reliable(margins, unit, self._planes, self._sign_bound64,
+                                     self._reliable_cut)
+            return keys, words, masks, margins
+        keys, words, masks = self._signs(unit, masks=True)
+        return keys, words, masks, np.empty((unit.shape[0], 0))
 
     # -- mutation --------------------------------------------------------------------------
 
@@ -690,14 +709,15 @@ class LSHIndex:
         if self._n == 0:
             return (np.full((m, k), -1, np.int64), np.full((m, k), np.nan),
                     np.zeros(m, np.int64))
-        keys, words, margins = self._query_hashes(unit, probes)
+        keys, words, masks, margins = self._query_hashes(unit, probes)
         free = self._free[:self._n_free]
 
         def search(rows: slice):
-            return kernels.search(unit[rows], keys[rows], words[rows], margins[rows], probes, k,
-                                  shortlist, scan, self._K, self._n, self._top, self._slot_ids,
-                                  self._unit, self._sketch, self._rows, free, self._pool,
-                                  self._bmap, self._bshift, *_search_scratch(self._top))
+            return kernels.search(unit[rows], keys[rows], words[rows], masks[rows],
+                                  margins[rows], probes, k, shortlist, scan, self._K, self._n,
+                                  self._top, self._slot_ids, self._unit, self._sketch,
+                                  self._rows, free, self._pool, self._bmap, self._bshift,
+                                  *_search_scratch(self._top))
 
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
         if workers == 1:
@@ -715,8 +735,9 @@ class LSHIndex:
         Candidates are the members of the query's bucket plus ``probes`` more buckets per
         table (multi-probe, lowest margins first), or with ``scan`` every stored vector.
         With ``shortlist`` (at least k), only the ``shortlist`` candidates whose L*K-bit
-        sketches differ from the query's in the fewest bits (ties to the smaller id) are
-        scored exactly; by default all are. Returns (ids, cosine similarities), best first,
+        sketches differ from the query's in the fewest of its reliable bits (those whose
+        hyperplane is at least ``RELIABLE_MARGIN / sqrt(dim)`` from it; ties to the smaller
+        id) are scored exactly; by default all are. Returns (ids, cosine similarities), best first,
         ties to the smaller id; fewer than k when there are fewer candidates.
         """
         fast = (type(vector) is np.ndarray and vector.shape == (self._dim,)
@@ -758,10 +779,10 @@ class LSHIndex:
         or zero (the general path explains why)."""
         k, probes, shortlist, scan = options
         status, ids, scores, _ = kernels.query_one(
-            vector, self._planes32, self._planes, self._sign_bound, self._K, probes, k,
-            shortlist, scan, self._n, self._top, self._slot_ids, self._unit, self._sketch,
-            self._rows, self._free[:self._n_free], self._pool, self._bmap, self._bshift,
-            *scratch)
+            vector, self._planes32, self._planes, self._sign_bound, self._sign_bound64,
+            self._reliable_cut, self._K, probes, k, shortlist, scan, self._n, self._top,
+            self._slot_ids, self._unit, self._sketch, self._rows, self._free[:self._n_free],
+            self._pool, self._bmap, self._bshift, *scratch)
         return (ids, scores) if status == 0 else None
 
     def query_batch(self, vectors, k: int = 10, probes: int = 0, *,
@@ -781,7 +802,7 @@ class LSHIndex:
         2^K - 1 possible flips."""
         unit, _ = self._as_units(vector)
         probes = min(_int(probes, "probes", 0), 2**self._K - 1)
-        keys, _, margins = self._query_hashes(unit, probes)
+        keys, _, _, margins = self._query_hashes(unit, probes)
         return kernels.probe_keys(keys[0], margins[0], self._K, probes)
 
     # -- inspection ------------------------------------------------------------------------

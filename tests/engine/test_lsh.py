@@ -28,6 +28,7 @@ from engine.lsh import (
     FORMAT,
     FORMAT_VERSION,
     MAX_BITS,
+    RELIABLE_MARGIN,
     LSHIndex,
     StoreError,
     bit_collision_probability,
@@ -79,9 +80,13 @@ def reference(planes, stored: dict, q: np.ndarray, k: int, probes: int,
         keys, tie = probed_keys(planes, t, q, probes)
         ambiguous |= tie
         candidates |= {i for i, u in stored.items() if key_of(planes, t, u) in keys}
-    if shortlist is not None:
+    if shortlist is not None:  # Hamming distance over the query's reliable bits
         mine = sketch_of(planes, q)
-        hamming = {i: int(np.sum(sketch_of(planes, stored[i]) != mine)) for i in candidates}
+        flat = planes.reshape(-1, planes.shape[2])
+        cut = RELIABLE_MARGIN / np.sqrt(flat.shape[1])
+        counted = np.abs(flat @ q.astype(np.float64)) >= cut
+        hamming = {i: int(np.sum((sketch_of(planes, stored[i]) != mine) & counted))
+                   for i in candidates}
         candidates = sorted(candidates, key=lambda i: (hamming[i], i))[:shortlist]
     scores = {i: float(stored[i].astype(np.float64) @ q.astype(np.float64))
               for i in candidates}
@@ -504,6 +509,37 @@ def test_signs_near_a_hyperplane_are_the_float64_signs():
         assert index.bucket_of(i).tolist() == keys
         if i % 3 == 0:
             assert index.bucket_of(100 + i).tolist() == keys
+
+
+def test_a_shortlist_counts_the_reliable_bits_as_float64_decides_them():
+    """A shortlist counts the query's bits whose hyperplane is at least RELIABLE_MARGIN /
+    sqrt(dim) away. For queries a hair's breadth from that cut, a single query (compiled
+    float32 or float64 projections) and a batch (BLAS) both count what float64 counts."""
+    rng = np.random.default_rng(8)
+    dim = 64
+    index = LSHIndex(dim, 4, 6, seed=3)
+    x = rng.standard_normal((400, dim))
+    index.add(np.arange(400), x)
+    stored = {i: unit32(x[i]) for i in range(400)}
+    cut = RELIABLE_MARGIN / math.sqrt(dim)
+    queries = []
+    for t, b in ((0, 1), (2, 5), (3, 0)):
+        h = index.hyperplanes[t, b]
+        for eps in (1e-9, -1e-9, 3e-7, -3e-7, 2e-6, -2e-6, 0.0):
+            w = rng.standard_normal(dim)
+            w -= (w @ h) * h
+            w /= np.linalg.norm(w)
+            side = 1 if rng.random() < 0.5 else -1
+            queries.append(side * (cut + eps) * h + math.sqrt(1 - (cut + eps) ** 2) * w)
+    queries = np.array(queries)
+    for options in ({"probes": 2, "shortlist": 12}, {"scan": True, "shortlist": 12}):
+        ids, scores = index.query_batch(queries, 5, **options)
+        for q, row_ids, row_scores in zip(queries, ids, scores):
+            check_query(index, stored, q, 5, options.get("probes", 0), options["shortlist"],
+                        options.get("scan", False))
+            one_ids, one_scores = index.query(q, 5, **options)
+            np.testing.assert_array_equal(row_ids, one_ids)
+            np.testing.assert_array_equal(row_scores, one_scores)
 
 
 def test_shortlist_and_scan_arguments_are_checked():
