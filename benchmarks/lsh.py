@@ -529,8 +529,8 @@ def stage_profile(store: Ours, queries, n=300) -> None:
     L, K, top = index.n_tables, index.n_bits, index._top
     shortlist = store.shortlist or 0
     probes = 0 if store.scan else min(store.probes, 2**K - 1)
-    dist = np.empty(top, np.uint16)
-    cand = np.empty(top + 1, np.int64)  # gather writes one past its candidates
+    dist = np.empty(top + 1, np.uint16)  # gather writes one past its candidates
+    cand = np.empty(top + 1, np.int64)
     seen = np.zeros((top + 63) >> 6, np.uint64)
     hist = np.empty(L * K + 2, np.int64)
     near, near_dist = np.empty(top, np.int64), np.empty(top, np.uint16)
@@ -576,15 +576,17 @@ def stage_profile(store: Ours, queries, n=300) -> None:
         else:
             kernels.probe_keys(keys[0], margins[0], K, probes)
             t = tick("(probe generation alone, not summed)", t)
-            count = kernels.gather(keys[0], margins[0], K, probes, index._pool, index._bmap,
-                                   index._bshift, seen, cand, scratch, blocks)
-            t = tick("probe + gather buckets (dedup bitmap)", t)
+            inline = bool(shortlist) and index._psk.shape[1] > 0
+            count = kernels.gather(keys[0], margins[0], K, probes, index._pool, index._psk,
+                                   words[0], masks[0], inline, index._bmap, index._bshift,
+                                   seen, cand, dist, scratch, blocks)
+            t = tick("probe + gather buckets (dedup bitmap"
+                     + (", sketches beside the entries)" if inline else ")"), t)
             seen[:] = 0
             t = time.perf_counter()
             items = cand
-            if shortlist and count > shortlist:
-                kernels.hamming_of(index._rows, words[0], masks[0], cand, count,
-                                   dist)
+            if shortlist and count > shortlist and not inline:
+                kernels.hamming_of(index._rows, words[0], masks[0], cand, count, dist)
                 t = tick("Hamming distances of the candidates", t)
         if shortlist and count > shortlist:
             count = kernels.select_nearest(dist, cand, count, store.scan, shortlist, hist,

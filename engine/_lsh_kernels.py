@@ -16,7 +16,11 @@ Every slot also keeps its sketch: all L*K sign bits packed in uint64 words, bit 
 word (t*K + b) // 64, stored twice: word-major (sketch[w, s]) so that a scan over all slots
 reads each word row in order and compiles to vector POPCNT, and slot-major (rows[s, w],
 padded to a power of two words) so that the sketch of one bucket candidate is one cache
-line rather than W of them.
+line rather than W of them. Short sketches are kept a third time, beside each bucket entry
+(psk[j] is the sketch of slot pool[j]; psk has no columns otherwise): a probed query reads
+its candidates' sketches with the blocks it reads anyway, instead of one scattered line per
+candidate. Whatever moves an entry (a block's move, a delete's swap, compaction) moves its
+sketch row with it.
 
 The search stages (:func:`gather`, :func:`hamming_scan`, :func:`hamming_of`,
 :func:`select_nearest`, :func:`rerank`) are separate functions so that a benchmark can time
@@ -342,16 +346,18 @@ def store_rows(ids, slots, unit, norms, words, all_unit, all_norms, sketch, rows
 
 
 @njit(**_JIT)
-def link_tables(new_keys, slots, t0, i0, where, pool, pstate, bmap, bcap, bused, bcells,
-                bshift):
+def link_tables(new_keys, new_words, slots, t0, i0, where, pool, psk, pstate, bmap, bcap,
+                bused, bcells, bshift):
     """Put slots[i] into their buckets, table by table (one table's map and blocks stay
-    in cache), from vector i0 of table t0 on.
+    in cache), from vector i0 of table t0 on, each entry with its sketch new_words[i] in
+    ``psk`` (when it has columns).
 
     Stops where a bucket map would pass 70% full (pstate[2] = -1) or the pool lacks room
     (pstate[2] = entries wanted) and returns the (table, vector) to resume from; returns
     (L, 0) when done. pstate = [pool top, garbage, room wanted].
     """
     n_tables = where.shape[0]
+    n_inline = psk.shape[1]
     limit = bmap.shape[1] * 7 // 10
     start = i0
     for t in range(t0, n_tables):
@@ -387,6 +393,8 @@ def link_tables(new_keys, slots, t0, i0, where, pool, pstate, bmap, bcap, bused,
                     moved = pool[off + j]
                     pool[new + j] = moved
                     where[t, moved, 1] = (new + j) | (new << 32)
+                    for w in range(n_inline):
+                        psk[new + j, w] = psk[off + j, w]
                 off = new
                 bmap[t, cell, 1] = new
                 bcap[t, cell] += 1
@@ -396,17 +404,20 @@ def link_tables(new_keys, slots, t0, i0, where, pool, pstate, bmap, bcap, bused,
             where[t, s, 0] = key
             where[t, s, 1] = (off + size) | (off << 32)
             pool[off + size] = s
+            for w in range(n_inline):
+                psk[off + size, w] = new_words[i, w]
             pool[off - 1] = size + 1
         start = 0
     return n_tables, 0
 
 
 @njit(**_JIT)
-def _prefetch_links(keys, s, where, pool, bmap, bshift):
-    """Prefetch what linking slot s under ``keys`` (one per table) will touch, in two
-    rounds - every table's map cell and where-entry, then every found block's header -
-    so that one vector's cache misses in L tables overlap instead of following each
-    other (linking is a chain of two misses per table)."""
+def _prefetch_links(keys, s, where, pool, psk, bmap, bshift):
+    """Prefetch what linking slot s under ``keys`` (one per table) will touch, in three
+    rounds - every table's map cell and where-entry, then every found block's header,
+    then the sketch row the entry will take - so that one vector's cache misses in L
+    tables overlap instead of following each other (linking is a chain of misses per
+    table)."""
     n_tables = keys.size
     cells = bmap.reshape(-1)
     places = where.reshape(-1)
@@ -417,35 +428,44 @@ def _prefetch_links(keys, s, where, pool, bmap, bshift):
         cell = _find_bucket(bmap, t, keys[t], bshift)
         if cell >= 0:
             _prefetch(pool, bmap[t, cell, 1] - 1)
+    if psk.shape[1]:
+        rows = psk.reshape(-1)
+        for t in range(n_tables):
+            cell = _find_bucket(bmap, t, keys[t], bshift)
+            if cell >= 0:
+                off = bmap[t, cell, 1]
+                _prefetch(rows, (off + pool[off - 1]) * psk.shape[1])
 
 
 @njit(**_JIT)
 def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_pool, free,
                all_unit, all_norms, sketch, rows, slot_ids, idkeys, idvals, idshift, where,
-               pool, pstate, bmap, bcap, bused, bcells, bshift):
+               pool, psk, pstate, bmap, bcap, bused, bcells, bshift):
     """Insert one new id (no payload; ``x`` float32 or float64) in a single call: the
     steady state of a mutable memory, where every step of the general path costs a Python
     round trip.
 
-    Returns (0, slot, table, keys): inserted, linked up to ``table`` (< L when a bucket map
-    or the pool needs room first; the caller resumes from there). Or (code, -1, 0, keys)
-    with nothing changed: 1 the vector is not finite or zero, 2 the id is present, 3 an
-    array must grow; the caller's general path handles (and explains) all three.
+    Returns (0, slot, table, keys, words): inserted, linked up to ``table`` (< L when a
+    bucket map or the pool needs room first; the caller resumes from there with the keys
+    and sketch words). Or (code, -1, 0, keys, words) with nothing changed: 1 the vector is
+    not finite or zero, 2 the id is present, 3 an array must grow; the caller's general
+    path handles (and explains) all three.
     """
     n_tables = where.shape[0]
     unit, norm, status = normalize_one(x)
     keys = np.empty((1, n_tables), np.int64)
+    words = np.empty((1, sketch.shape[0]), np.uint64)
     if status != 0:
-        return 1, -1, 0, keys
+        return 1, -1, 0, keys, words
     if _find(idkeys, ident, idshift) >= 0:
-        return 2, -1, 0, keys
+        return 2, -1, 0, keys, words
     if ((n_free == 0 and top == all_unit.shape[0]) or 2 * (n + 1) > idkeys.size
             or pool.size - pstate[0] < n_tables or 2 * (n + 1) * n_tables > max_pool):
-        return 3, -1, 0, keys
+        return 3, -1, 0, keys, words
     keys, words = signs(project32(unit, planes32), unit, planes, bound, n_tables, n_bits)
     slots = np.empty(1, np.int64)
     slots[0] = free[n_free - 1] if n_free else top
-    _prefetch_links(keys[0], slots[0], where, pool, bmap, bshift)
+    _prefetch_links(keys[0], slots[0], where, pool, psk, bmap, bshift)
     ids = np.empty(1, np.int64)
     ids[0] = ident
     norms = np.empty(1, np.float32)
@@ -453,9 +473,9 @@ def insert_one(ident, x, planes32, planes, bound, n_bits, n, top, n_free, max_po
     store_rows(ids, slots, unit, norms, words, all_unit, all_norms, sketch, rows, slot_ids,
                idkeys, idvals, idshift)
     start = np.int64(0)  # not a literal 0: the caller's specialisation of link_tables serves
-    table, _ = link_tables(keys, slots, start, start, where, pool, pstate, bmap, bcap, bused,
-                           bcells, bshift)
-    return 0, slots[0], table, keys
+    table, _ = link_tables(keys, words, slots, start, start, where, pool, psk, pstate, bmap,
+                           bcap, bused, bcells, bshift)
+    return 0, slots[0], table, keys, words
 
 
 @njit(**_JIT)
@@ -471,7 +491,7 @@ def release_ids(ids, slot_ids, idkeys, idvals, idshift):
 
 
 @njit(**_JIT)
-def unlink(slots, t0, t1, where, pool, bused):
+def unlink(slots, t0, t1, where, pool, psk, bused):
     """Swap-remove the slots from their bucket blocks in tables t0 <= t < t1 (threads may
     work on disjoint table ranges). A block that empties stays mapped (see the module
     notes): no map is read. Returns 0 (a value that keeps the warm-up loads alive)."""
@@ -493,6 +513,8 @@ def unlink(slots, t0, t1, where, pool, bused):
                     moved = pool[last]
                     pool[at] = moved
                     where[t, moved, 1] = at | (off << 32)
+                    for w in range(psk.shape[1]):
+                        psk[at, w] = psk[last, w]
                 pool[off - 1] -= 1
                 if last == off:
                     bused[t] -= 1
@@ -500,13 +522,16 @@ def unlink(slots, t0, t1, where, pool, bused):
 
 
 @njit(**_JIT)
-def _prefetch_unlinks(slots, where, pool):
+def _prefetch_unlinks(slots, where, pool, psk):
     """Prefetch what swap-removing a few slots will touch. In each table that is a chain of
     four cache misses (where-entry, block header, block's last entry, that entry's
-    where-entry): the chains of all the slots' tables are walked a link at a time, so that
-    their misses overlap instead of following each other."""
+    where-entry), plus the two sketch rows of the swap: the chains of all the slots' tables
+    are walked a link at a time, so that their misses overlap instead of following each
+    other."""
     places = where.reshape(-1)
     row = where.shape[1]
+    inline = psk.shape[1]
+    lines = psk.reshape(-1)
     for s in slots:
         for t in range(where.shape[0]):
             _prefetch(places, 2 * (t * row + s))
@@ -517,6 +542,9 @@ def _prefetch_unlinks(slots, where, pool):
         for t in range(where.shape[0]):
             off = where[t, s, 1] >> 32
             _prefetch(pool, off + pool[off - 1] - 1)
+            if inline:
+                _prefetch(lines, (where[t, s, 1] & _LOW) * inline)
+                _prefetch(lines, (off + pool[off - 1] - 1) * inline)
     for s in slots:
         for t in range(where.shape[0]):
             off = where[t, s, 1] >> 32
@@ -524,7 +552,8 @@ def _prefetch_unlinks(slots, where, pool):
 
 
 @njit(**_JIT)
-def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, bused, free, n_free):
+def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, psk, bused, free,
+               n_free):
     """:func:`remove_ids` of one id given as an integer (no array to build for it); returns
     False, with nothing changed, if the id is absent."""
     cell = _find(idkeys, ident, idshift)
@@ -534,14 +563,15 @@ def remove_one(ident, slot_ids, idkeys, idvals, idshift, where, pool, bused, fre
     slots[0] = idvals[cell]
     _id_delete(idkeys, idvals, cell, idshift)
     slot_ids[slots[0]] = -1
-    _prefetch_unlinks(slots, where, pool)
-    unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, bused)
+    _prefetch_unlinks(slots, where, pool, psk)
+    unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, psk, bused)
     free[n_free] = slots[0]
     return True
 
 
 @njit(**_JIT)
-def remove_ids(ids, slot_ids, idkeys, idvals, idshift, where, pool, bused, free, n_free):
+def remove_ids(ids, slot_ids, idkeys, idvals, idshift, where, pool, psk, bused, free,
+               n_free):
     """Delete distinct ids in one call (small batches: no thread hand-off), their slots
     appended to the free list at free[n_free:]. Returns the index of the first absent id,
     with nothing changed, or -1."""
@@ -550,8 +580,8 @@ def remove_ids(ids, slot_ids, idkeys, idvals, idshift, where, pool, bused, free,
             return i
     slots = release_ids(ids, slot_ids, idkeys, idvals, idshift)
     if slots.size * where.shape[0] <= _FEW_UNLINKS:
-        _prefetch_unlinks(slots, where, pool)
-    unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, bused)
+        _prefetch_unlinks(slots, where, pool, psk)
+    unlink(slots, np.int64(0), np.int64(where.shape[0]), where, pool, psk, bused)
     for i in range(slots.size):
         free[n_free + i] = slots[i]
     return -1
@@ -580,9 +610,10 @@ def rehash(bmap, bcap, pool, new_map, new_cap, new_shift, bcells):
 
 
 @njit(**_JIT)
-def compact(pool, new_pool, where, bmap, bcap):
-    """Copy the live blocks into ``new_pool`` back to back, each with room for the smallest
-    power of 2 that holds it; returns the new pool top."""
+def compact(pool, new_pool, psk, new_psk, where, bmap, bcap):
+    """Copy the live blocks into ``new_pool`` (their sketch rows into ``new_psk``) back to
+    back, each with room for the smallest power of 2 that holds it; returns the new pool
+    top."""
     top = 0
     for t in range(bmap.shape[0]):
         for c in range(bmap.shape[1]):
@@ -599,6 +630,8 @@ def compact(pool, new_pool, where, bmap, bcap):
                 s = pool[off + j]
                 new_pool[new + j] = s
                 where[t, s, 1] = (new + j) | (new << 32)
+                for w in range(psk.shape[1]):
+                    new_psk[new + j, w] = psk[off + j, w]
             bmap[t, c, 1] = new
             bcap[t, c] = log2
             top = new + (np.int64(1) << log2)
@@ -711,9 +744,13 @@ def probe_keys(keys, margins, n_bits, probes):
 # -- search stages --------------------------------------------------------------------------
 
 @njit(**_JIT)
-def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratch, blocks):
+def gather(keys, margins, n_bits, probes, pool, psk, query, mask, measure, bmap, bshift,
+           seen, cand, dist, scratch, blocks):
     """Members of the probed buckets, each once: slots into ``cand`` (room for one more
     than them) and bits into the ``seen`` bitmap (clear on entry); returns their number.
+    With ``measure``, also each one's distance (see :func:`hamming_of`) into ``dist``
+    (room for one more too), from the sketch rows ``psk`` kept beside the entries: read
+    with the blocks, where a slot's own row would be one more scattered line.
 
     The buckets are scattered through memory: every map cell, then every block's first
     line, then the rest of every block, is prefetched before the first is read, so their
@@ -724,6 +761,8 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
     n_tables = keys.size
     cap = bmap.shape[1]
     cells = bmap.reshape(-1)
+    inline = psk.shape[1] if measure else 0
+    lines = psk.reshape(-1)
     _probe_tables(keys, margins, n_bits, probes, probe, z, order, heap_cost, heap_mask)
     for t in range(n_tables):
         for p in range(1 + probes):
@@ -744,6 +783,9 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
         off = blocks[b]
         for j in range(off + 15, off + pool[off - 1], 16):  # 16 int32 per 64-byte line
             _prefetch(pool, j)
+        if inline:
+            for j in range(off * inline, (off + pool[off - 1]) * inline, 8):  # 8 words
+                _prefetch(lines, j)
     nc = 0
     for b in range(nb):
         off = blocks[b]
@@ -754,6 +796,11 @@ def gather(keys, margins, n_bits, probes, pool, bmap, bshift, seen, cand, scratc
             before = seen[w]
             seen[w] = before | bit
             cand[nc] = s
+            if inline:
+                acc = np.uint64(0)
+                for x in range(inline):
+                    acc += _popcount((psk[j, x] ^ query[x]) & mask[x])
+                dist[nc] = np.uint16(acc)
             nc += (before & bit) == 0
     return nc
 
@@ -984,18 +1031,20 @@ def _drain(seen, cand):
 
 @njit(**_JIT)
 def search(queries, keys, words, masks, margins, probes, k, shortlist, scan, n_bits, n_live,
-           top, slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints, shorts, seen):
+           top, slot_ids, unit, sketch, rows, free, pool, psk, bmap, bshift, ints, shorts,
+           seen):
     """Top-k (score desc, id asc) of each query among its candidates, and the number of
     candidates.
 
     Candidates are every live slot (``scan``) or the members of the probed buckets. With
     0 < shortlist < candidates, only the ``shortlist`` candidates whose sketches differ from
     the query's in the fewest of its reliable bits (``masks``, from :func:`reliable`; ties
-    to the smaller id) are scored exactly. ``free``
+    to the smaller id) are scored exactly: bucket candidates' sketches come from ``psk``
+    beside the bucket entries when it has columns, else from ``rows``. ``free``
     lists the free slots below ``top``; ``margins`` are the float64 projections, read only
     when probes > 0. Working arrays, for at least ``top`` slots (a caller may keep them: a
     fresh megabyte per query costs page faults): ``ints`` int64 x (2 top + 1), ``shorts``
-    uint16 x 2 top and ``seen`` an all-zero bitmap of top bits, left all zero.
+    uint16 x (2 top + 1) and ``seen`` an all-zero bitmap of top bits, left all zero.
     """
     m = queries.shape[0]
     n_tables = keys.shape[1]
@@ -1004,7 +1053,7 @@ def search(queries, keys, words, masks, margins, probes, k, shortlist, scan, n_b
     out_scores = np.full((m, k), np.nan, np.float32)
     counts = np.zeros(m, np.int64)
     cand, near = ints[:top + 1], ints[top + 1:2 * top + 1]
-    dist, near_dist = shorts[:top], shorts[top:2 * top]
+    dist, near_dist = shorts[:top + 1], shorts[top + 1:2 * top + 1]
     hist = np.empty(far + 1 if shortlist > 0 else 0, np.int64)
     picked = np.empty(min(max(shortlist, 0), top), np.int64)
     best_s = np.empty(k, np.float32)
@@ -1025,13 +1074,15 @@ def search(queries, keys, words, masks, margins, probes, k, shortlist, scan, n_b
             else:
                 filled = _rerank_live(q, top, unit, slot_ids, k, best_s, best_i)
         else:
-            nc = gather(keys[qi], margins[qi], n_bits, probes, pool, bmap, bshift, seen, cand,
-                        scratch, blocks)
+            measure = shortlist > 0 and psk.shape[1] > 0
+            nc = gather(keys[qi], margins[qi], n_bits, probes, pool, psk, words[qi], masks[qi],
+                        measure, bmap, bshift, seen, cand, dist, scratch, blocks)
             counts[qi] = nc
             if 0 < shortlist < nc:
                 for c in range(nc):
                     seen[cand[c] >> 6] = 0
-                hamming_of(rows, words[qi], masks[qi], cand, nc, dist)
+                if not measure:
+                    hamming_of(rows, words[qi], masks[qi], cand, nc, dist)
                 n = select_nearest(dist, cand, nc, scan, shortlist, hist, slot_ids, near,
                                    near_dist, picked)
                 filled = rerank(q, picked, n, unit, slot_ids, k, best_s, best_i)
@@ -1050,7 +1101,7 @@ def search(queries, keys, words, masks, margins, probes, k, shortlist, scan, n_b
 
 @njit(**_JIT)
 def query_one(x, planes32, planes, bound, bound64, cut, n_bits, probes, k, shortlist, scan,
-              n_live, top, slot_ids, unit, sketch, rows, free, pool, bmap, bshift, ints,
+              n_live, top, slot_ids, unit, sketch, rows, free, pool, psk, bmap, bshift, ints,
               shorts, seen):
     """:func:`search` for one raw query vector (float32 or float64), normalised and hashed
     in the same call (a single query is dominated by Python round trips otherwise).
@@ -1071,7 +1122,7 @@ def query_one(x, planes32, planes, bound, bound64, cut, n_bits, probes, k, short
         masks = reliable(proj, u, planes, bound, cut)
     ids, scores, _ = search(u, keys, words, masks, margins, probes, k, shortlist, scan,
                             n_bits, n_live, top, slot_ids, unit, sketch, rows, free, pool,
-                            bmap, bshift, ints, shorts, seen)
+                            psk, bmap, bshift, ints, shorts, seen)
     found = 0
     while found < k and ids[0, found] >= 0:
         found += 1

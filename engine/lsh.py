@@ -85,6 +85,9 @@ _ARRAYS = ("header", "vectors", "norms", "hyperplanes")
 _MAX_POOL = 2**31 - 1  # pool offsets and slots are int32
 _HASH_ROWS = 4096  # vectors hashed per matrix product (the projections fit in cache)
 _FEW_ROWS = 8  # up to this many vectors are hashed by a compiled loop, not by BLAS
+# Sketches of up to this many words are also kept beside every bucket entry: a probed
+# query then reads its candidates' sketches with the blocks (L copies: 8 L words a vector).
+_INLINE_WORDS = 4
 _WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
 _ROWS_PER_WORKER = 32  # batch queries split across threads from 2 x 32 rows on
@@ -166,9 +169,9 @@ def _hyperplanes(dim: int, n_tables: int, n_bits: int, seed: int) -> np.ndarray:
 
 def _search_scratch(top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Working arrays of :func:`kernels.search` for ``top`` slots: (int64 x 2 top + 1,
-    uint16 x 2 top, an all-zero bitmap of top bits). The search leaves the bitmap all zero,
-    so they may be kept for the next search."""
-    return (np.empty(2 * top + 1, np.int64), np.empty(2 * top, np.uint16),
+    uint16 x 2 top + 1, an all-zero bitmap of top bits). The search leaves the bitmap all
+    zero, so they may be kept for the next search."""
+    return (np.empty(2 * top + 1, np.int64), np.empty(2 * top + 1, np.uint16),
             np.zeros((top + 63) >> 6, np.uint64))
 
 
@@ -352,6 +355,9 @@ class LSHIndex:
         self._free = np.empty(0, np.int64)
         self._where = np.empty((L, 0, 2), np.int64)
         self._pool = np.empty(0, np.int32)
+        # each pool entry's sketch beside it, for short sketches (see _INLINE_WORDS)
+        self._inline = self._words if self._words <= _INLINE_WORDS else 0
+        self._psk = np.empty((0, self._inline), np.uint64)
         self._pstate = np.zeros(3, np.int64)  # pool top, garbage, room wanted
         self._allocate_slots(16)
         self._allocate_ids(32)
@@ -414,14 +420,17 @@ class LSHIndex:
         if 2 * garbage < top and size <= _MAX_POOL:
             pool = np.empty(size, np.int32)
             pool[:top] = self._pool[:top]
-            self._pool = pool
+            psk = np.empty((size, self._inline), np.uint64)
+            psk[:top] = self._psk[:top]
+            self._pool, self._psk = pool, psk
             return
         size = min(max(1024, 3 * (top - garbage + extra) // 2), _MAX_POOL)
         pool = np.empty(size, np.int32)
-        self._pstate[0] = kernels.compact(self._pool, pool, self._where, self._bmap,
-                                          self._bcap)
+        psk = np.empty((size, self._inline), np.uint64)
+        self._pstate[0] = kernels.compact(self._pool, pool, self._psk, psk, self._where,
+                                          self._bmap, self._bcap)
         self._pstate[1] = 0
-        self._pool = pool
+        self._pool, self._psk = pool, psk
 
     def _reserve(self, m: int) -> None:
         """Room for m more vectors and ids (the tables make room as they fill, in _link)."""
@@ -459,16 +468,18 @@ class LSHIndex:
         kernels.store_rows(ids, slots, unit, norms, words, self._unit, self._norms,
                            self._sketch, self._rows, self._slot_ids, self._idkeys,
                            self._idvals, self._idshift)
-        self._link_tables(keys, slots, 0)
+        self._link_tables(keys, words, slots, 0)
         self._n += ids.size
 
-    def _link_tables(self, keys: np.ndarray, slots: np.ndarray, t: int) -> None:
-        """Enter stored slots in their buckets from table t on, making room as needed."""
+    def _link_tables(self, keys: np.ndarray, words: np.ndarray, slots: np.ndarray,
+                     t: int) -> None:
+        """Enter stored slots (sketches ``words``) in their buckets from table t on, making
+        room as needed."""
         i = 0
         while t < self._L:
-            t, i = kernels.link_tables(keys, slots, t, i, self._where, self._pool,
-                                       self._pstate, self._bmap, self._bcap, self._bused,
-                                       self._bcells, self._bshift)
+            t, i = kernels.link_tables(keys, words, slots, t, i, self._where, self._pool,
+                                       self._psk, self._pstate, self._bmap, self._bcap,
+                                       self._bused, self._bcells, self._bshift)
             if t < self._L:
                 if self._pstate[2] < 0:
                     self._grow_buckets()
@@ -612,12 +623,12 @@ class LSHIndex:
             return False
         if not vector.flags.c_contiguous:  # one compiled version per dtype, not per layout
             vector = np.ascontiguousarray(vector)
-        status, slot, table, keys = kernels.insert_one(
+        status, slot, table, keys, words = kernels.insert_one(
             ident, vector, self._planes32, self._planes,
             self._sign_bound, self._K, self._n, self._top, self._n_free, _MAX_POOL, self._free,
             self._unit, self._norms, self._sketch, self._rows, self._slot_ids, self._idkeys,
-            self._idvals, self._idshift, self._where, self._pool, self._pstate, self._bmap,
-            self._bcap, self._bused, self._bcells, self._bshift)
+            self._idvals, self._idshift, self._where, self._pool, self._psk, self._pstate,
+            self._bmap, self._bcap, self._bused, self._bcells, self._bshift)
         if status:
             return False
         if slot == self._top:
@@ -625,7 +636,7 @@ class LSHIndex:
         else:
             self._n_free -= 1
         if table < self._L:
-            self._link_tables(keys, np.array([slot], np.int64), table)
+            self._link_tables(keys, words, np.array([slot], np.int64), table)
         self._n += 1
         return True
 
@@ -636,8 +647,8 @@ class LSHIndex:
         """
         if type(ids) is int and 0 <= ids < 2**63:  # one plain id: one compiled call
             if not kernels.remove_one(ids, self._slot_ids, self._idkeys, self._idvals,
-                                      self._idshift, self._where, self._pool, self._bused,
-                                      self._free, self._n_free):
+                                      self._idshift, self._where, self._pool, self._psk,
+                                      self._bused, self._free, self._n_free):
                 self._refuse_absent(np.array([ids], np.int64))
             self._n_free += 1
             self._n -= 1
@@ -651,8 +662,8 @@ class LSHIndex:
             return 0
         if ids.size < _WORKERS * _DELETES_PER_WORKER:  # one thread: check and delete at once
             if kernels.remove_ids(ids, self._slot_ids, self._idkeys, self._idvals,
-                                  self._idshift, self._where, self._pool, self._bused,
-                                  self._free, self._n_free) >= 0:
+                                  self._idshift, self._where, self._pool, self._psk,
+                                  self._bused, self._free, self._n_free) >= 0:
                 self._refuse_absent(ids)
             self._n_free += ids.size
             self._n -= ids.size
@@ -676,7 +687,7 @@ class LSHIndex:
         workers = max(1, min(_WORKERS, self._L, ids.size // _DELETES_PER_WORKER))
         bounds = [self._L * i // workers for i in range(workers + 1)]
         _in_threads(lambda i: kernels.unlink(slots, bounds[i], bounds[i + 1], self._where,
-                                             self._pool, self._bused), workers)
+                                             self._pool, self._psk, self._bused), workers)
         self._free[self._n_free:self._n_free + slots.size] = slots
         self._n_free += slots.size
         self._n -= slots.size
@@ -716,7 +727,8 @@ class LSHIndex:
             return kernels.search(unit[rows], keys[rows], words[rows], masks[rows],
                                   margins[rows], probes, k, shortlist, scan, self._K, self._n,
                                   self._top, self._slot_ids, self._unit, self._sketch,
-                                  self._rows, free, self._pool, self._bmap, self._bshift,
+                                  self._rows, free, self._pool, self._psk, self._bmap,
+                                  self._bshift,
                                   *_search_scratch(self._top))
 
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
@@ -760,7 +772,7 @@ class LSHIndex:
                 vector = np.ascontiguousarray(vector)
             if self._scratch_lock.acquire(blocking=False):
                 try:
-                    if self._scratch[1].size < 2 * self._top:
+                    if self._scratch[1].size <= 2 * self._top:
                         self._scratch = _search_scratch(self._unit.shape[0])
                     found = self._query_one(vector, options, self._scratch)
                 finally:
@@ -782,7 +794,7 @@ class LSHIndex:
             vector, self._planes32, self._planes, self._sign_bound, self._sign_bound64,
             self._reliable_cut, self._K, probes, k, shortlist, scan, self._n, self._top,
             self._slot_ids, self._unit, self._sketch, self._rows, self._free[:self._n_free],
-            self._pool, self._bmap, self._bshift, *scratch)
+            self._pool, self._psk, self._bmap, self._bshift, *scratch)
         return (ids, scores) if status == 0 else None
 
     def query_batch(self, vectors, k: int = 10, probes: int = 0, *,
@@ -937,7 +949,8 @@ class LSHIndex:
     def nbytes(self) -> int:
         """Bytes held in arrays (vectors, sketches, tables, maps; payloads not counted)."""
         arrays = (self._planes, self._planes32, self._unit, self._norms, self._slot_ids,
-                  self._sketch, self._rows, self._free, self._where, self._pool, self._idkeys,
+                  self._sketch, self._rows, self._free, self._where, self._pool, self._psk,
+                  self._idkeys,
                   self._idvals, self._bmap, self._bcap, self._bused, self._bcells,
                   *self._scratch)
         return int(sum(a.nbytes for a in arrays))

@@ -542,6 +542,30 @@ def test_a_shortlist_counts_the_reliable_bits_as_float64_decides_them():
             np.testing.assert_array_equal(row_scores, one_scores)
 
 
+@pytest.mark.parametrize("n_tables, n_bits", [(4, 6), (20, 14)])
+def test_probed_shortlists_read_sketches_beside_the_entries_or_from_the_rows(n_tables,
+                                                                             n_bits):
+    """Sketches of up to four words are kept beside every bucket entry, longer ones only
+    per slot: through inserts that move blocks, deletes that swap entries and the
+    compaction of the pool, both give the shortlist that the sketches define."""
+    rng = np.random.default_rng(9)
+    dim = 16
+    index = LSHIndex(dim, n_tables, n_bits, seed=4)
+    assert (index._psk.shape[1] > 0) == (n_tables * n_bits <= 256)
+    x = rng.standard_normal((1500, dim))
+    index.add(np.arange(1000), x[:1000])
+    for i in range(1000, 1500):  # one by one: blocks fill up and move
+        index.add(i, x[i].astype(np.float32))
+    gone = rng.choice(1500, 900, replace=False)
+    index.remove(gone[:450])  # a batch, then one by one: swaps inside the blocks
+    for i in gone[450:].tolist():
+        index.remove(i)
+    index._grow_pool(0)  # pool mostly garbage by now? compacted; else copied
+    stored = {i: unit32(x[i]) for i in range(1500) if i not in set(gone.tolist())}
+    for q in rng.standard_normal((6, dim)):
+        check_query(index, stored, q, 5, 3, shortlist=9)
+
+
 def test_shortlist_and_scan_arguments_are_checked():
     index = LSHIndex(4, 2, 3)
     index.add([1, 2], [[1, 0, 0, 0], [0, 1, 0, 0]])
