@@ -26,7 +26,8 @@ only the query's reliable signs, those whose hyperplane passes at least
 ``RELIABLE_MARGIN / sqrt(dim)`` from it: a neighbour lands on the other side of a hyperplane
 that nearly touches the query about as often as a stranger does, so such a bit adds noise
 and no evidence (the multi-probe argument, applied to the shortlist). On the MiniLM
-word pieces it halves the shortlist that reaches a given recall (``benchmarks/lsh.py``).
+word pieces it cuts the shortlist that reaches a given recall by a third (384 bits) to a
+half (512 bits; ``benchmarks/lsh.py``).
 
 Storage is array-based and compiled with Numba (:mod:`engine._lsh_kernels`). Per table, an
 open-addressing hash map sends a bucket key to a block of a shared pool that lists the
