@@ -24,7 +24,7 @@ import html
 import io
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +229,7 @@ class LSHStore:
         self.next_id = 0
         self.opened = int(hyperplanes is not None)
         self.query: QuerySpec | None = None
+        self.version = 0  # counts changes of contents or index: a rebuild's result must match
         self._reload(np.empty((0, dim), np.float32))
 
     @property
@@ -264,6 +265,7 @@ class LSHStore:
             if self._keys is not None:
                 self._keys = self._keys[order]
         self._drift += int(ids.size)
+        self.version += 1
         return ids
 
     def remove(self, ids) -> int:
@@ -274,20 +276,29 @@ class LSHStore:
         if self._keys is not None:
             self._keys = self._keys[keep]
         self._drift += removed
+        self.version += 1
         return removed
 
     def clear(self) -> None:
         self.index.clear()
         self._reload(np.empty((0, self.dim), np.float32))
+        self.version += 1
 
     def rebuild(self, n_bits: int, n_tables: int, seed: int) -> None:
         """A new index with these settings holding the same ids, vectors and payloads."""
-        payloads = self.index.payloads(self._ids)
-        index = lsh.LSHIndex(self.dim, n_tables, n_bits, seed)
-        if self._ids.size:
-            index.add(self._ids, self._inputs, payloads)
+        self.adopt(collect(build_index(self.rebuild_request("", n_bits, n_tables, seed))))
+
+    def rebuild_request(self, mode: str, n_bits: int, n_tables: int,
+                        seed: int) -> RebuildRequest:
+        """What :func:`build_index` needs to rebuild this store with other settings."""
+        return RebuildRequest(mode, self, self.version, self.dim, self._ids, self._inputs,
+                              tuple(self.index.payloads(self._ids)), n_bits, n_tables, seed)
+
+    def adopt(self, index: lsh.LSHIndex) -> None:
+        """Take a rebuilt index of the same contents (from :func:`build_index`)."""
         self.index = index
         self._keys = None
+        self.version += 1
 
     def replace(self, index: lsh.LSHIndex) -> None:
         """Adopt another index (an opened file) and everything in it.
@@ -302,6 +313,7 @@ class LSHStore:
         self.index = index
         self.opened += 1
         self._reload(inputs)
+        self.version += 1
 
     def inputs(self) -> np.ndarray:
         """The vectors as added, float32, in :meth:`contents` order."""
@@ -654,6 +666,47 @@ def _warm_engine(_request):
 def measure_collisions(request: CollisionRequest):
     theta = np.radians(ANGLES_DEG)
     return ANGLES_DEG.copy(), request.index.empirical_collision_rate(theta, request.n_pairs)
+
+
+@dataclass(frozen=True)
+class RebuildRequest:
+    """A store's contents (ids, vectors as added, payloads) to index with other settings;
+    ``store`` and ``version`` say which store, as it was: only the GUI thread reads them."""
+
+    mode: str
+    store: object = field(compare=False, repr=False)
+    version: int
+    dim: int
+    ids: np.ndarray = field(compare=False, repr=False)
+    inputs: np.ndarray = field(compare=False, repr=False)
+    payloads: tuple = field(compare=False, repr=False)
+    n_bits: int
+    n_tables: int
+    seed: int
+
+
+REBUILD_CHUNK = 4096  # vectors added between progress reports (and chances to stop)
+
+
+def build_index(request: RebuildRequest):
+    """Worker job (a generator: progress fractions, then the index): a new index with the
+    request's settings holding its ids, vectors and payloads, added a chunk at a time."""
+    index = lsh.LSHIndex(request.dim, request.n_tables, request.n_bits, request.seed)
+    n = request.ids.size
+    for lo in range(0, n, REBUILD_CHUNK):
+        rows = slice(lo, lo + REBUILD_CHUNK)
+        index.add(request.ids[rows], request.inputs[rows], request.payloads[rows])
+        yield min(1.0, (lo + REBUILD_CHUNK) / n)
+    return index
+
+
+def collect(job):
+    """Run a generator job to its end on this thread; its return value."""
+    while True:
+        try:
+            next(job)
+        except StopIteration as done:
+            return done.value
 
 
 @dataclass(frozen=True)
@@ -1139,6 +1192,14 @@ class LSHPanel(QWidget):
         self.open_runner = JobRunner(open_store_file, "lsh-open", self)
         self.open_runner.finished.connect(self._on_opened)
         self.open_runner.failed.connect(self._on_open_failed)
+        self.rebuild_runners = {}  # one per mode: a rebuild of one store never drops another's
+        for m in (POINTS, MEMORY):
+            runner = JobRunner(build_index, f"lsh-rebuild-{m}", self)
+            runner.finished.connect(self._on_rebuilt)
+            runner.failed.connect(self._on_rebuild_failed)
+            runner.progress.connect(lambda _id, f, m=m: self._show_rebuild_progress(m, f))
+            runner.busyChanged.connect(lambda _busy: self._show_rebuild_progress(self.mode))
+            self.rebuild_runners[m] = runner
         self.warm_runner = JobRunner(_warm_engine, "lsh-warm-up", self)
         self.warm_runner.finished.connect(self._on_engine_warm)
         self.warm_runner.failed.connect(self._on_warm_failed)
@@ -1235,11 +1296,13 @@ class LSHPanel(QWidget):
         self.bits_slider, self.bits_label = self._slider(
             1, MAX_BITS[MEMORY], "K, hyperplanes per table: more bits make smaller, purer "
             "buckets (and more empty ones). The index is rebuilt at once (holding more than "
-            f"{LIVE_REBUILD:,} vectors, when the slider is let go).", self._on_index)
+            f"{LIVE_REBUILD:,} vectors, when the slider is let go, in the background).",
+            self._on_index)
         self.tables_slider, self.tables_label = self._slider(
             1, MAX_TABLES, "L, the number of tables: a neighbour missed by one table may be "
             "caught by another (higher recall, more candidates). Rebuilt at once (holding "
-            f"more than {LIVE_REBUILD:,} vectors, when the slider is let go).", self._on_index)
+            f"more than {LIVE_REBUILD:,} vectors, when the slider is let go, in the "
+            "background).", self._on_index)
         # A drag that rebuilds only when let go still shows the value it is at.
         self.bits_slider.sliderMoved.connect(lambda v: self.bits_label.setText(f"K = {v}"))
         self.tables_slider.sliderMoved.connect(lambda v: self.tables_label.setText(f"L = {v}"))
@@ -1269,6 +1332,11 @@ class LSHPanel(QWidget):
         self.index_label = QLabel()
         self.index_label.setWordWrap(True)
         ilay.addRow(self.index_label)
+        self.index_progress = QProgressBar()  # a large store's rebuild, on a worker
+        self.index_progress.setRange(0, 100)
+        self.index_progress.setFormat("Rebuilding the index… %p%")
+        self.index_progress.setVisible(False)
+        ilay.addRow(self.index_progress)
         self.index_warning = QLabel()
         self.index_warning.setWordWrap(True)
         self.index_warning.setStyleSheet(ERROR_STYLE)
@@ -1738,6 +1806,8 @@ class LSHPanel(QWidget):
         self.corpus_runner.cancel()
         self.query_runner.cancel()
         self.open_runner.cancel()  # a file on its way would replace what is restored
+        for runner in self.rebuild_runners.values():
+            runner.cancel()
         self.open_button.setEnabled(True)
         self.corpus_progress.setVisible(False)
         self.corpus_button.setEnabled(True)
@@ -1829,7 +1899,7 @@ class LSHPanel(QWidget):
 
     def shutdown(self) -> None:
         for runner in (self.corpus_runner, self.query_runner, self.collision_runner,
-                       self.open_runner, self.warm_runner):
+                       self.open_runner, self.warm_runner, *self.rebuild_runners.values()):
             runner.shutdown()
 
     # -- state changes ---------------------------------------------------------------------
@@ -1854,11 +1924,12 @@ class LSHPanel(QWidget):
             w.blockSignals(False)
         self._show_slider_labels()
         self._set_rebuild_tracking()
+        self._show_rebuild_progress(self.mode)
 
     def _set_rebuild_tracking(self) -> None:
-        """K and L rebuild while their slider is dragged, unless the store is large: a
-        rebuild and redraw of 30 000 vectors takes about a second, and a drag would queue
-        one per step."""
+        """K and L rebuild while their slider is dragged, unless the store is large: its
+        rebuild runs on a worker, but each adopted index is redrawn (a third of a second for
+        30 000 vectors), and a drag would queue one per step."""
         live = len(self.store) <= LIVE_REBUILD
         for slider in (self.bits_slider, self.tables_slider):
             slider.setTracking(live)
@@ -1872,23 +1943,69 @@ class LSHPanel(QWidget):
                                   else f"probes = {s.probes} ({reach} possible)")
 
     def _on_index(self, *_args) -> None:
-        """K, L or the seed changed: rebuild the shown store from its vectors, now."""
-        s = self.settings[self.mode]
+        """K, L or the seed changed: rebuild the shown store from its vectors, now, or on a
+        worker for a store of more than LIVE_REBUILD vectors (the controls show the new
+        settings meanwhile, the views the old index until the new one is in)."""
         n_bits, n_tables = self.bits_slider.value(), self.tables_slider.value()
         seed = self.seed_spin.value()
-        table = min(s.table, n_tables - 1)
-        self.settings[self.mode] = replace(s, n_bits=n_bits, n_tables=n_tables, seed=seed,
-                                           table=table)
+        runner = self.rebuild_runners[self.mode]
+        if len(self.store) > LIVE_REBUILD:
+            runner.submit(self.store.rebuild_request(self.mode, n_bits, n_tables, seed))
+            self.bits_label.setText(f"K = {n_bits}")
+            self.tables_label.setText(f"L = {n_tables}")
+            self.status.emit(f"Rebuilding the index of {len(self.store):,} vectors: "
+                             f"K = {n_bits} bits × L = {n_tables} tables…")
+            return
+        runner.cancel()  # these settings replace any still on their way
         self.store.rebuild(n_bits, n_tables, seed)
-        self.table_spin.blockSignals(True)
-        self.table_spin.setRange(1, n_tables)
-        self.table_spin.setValue(table + 1)
-        self.table_spin.blockSignals(False)
-        self.selected_bucket = None
-        self._show_slider_labels()
-        self._store_changed(self.mode)
+        self._adopt_settings(self.mode, n_bits, n_tables, seed)
+
+    def _adopt_settings(self, mode: str, n_bits: int, n_tables: int, seed: int) -> None:
+        """The store of ``mode`` was rebuilt with these settings: show it."""
+        s = self.settings[mode]
+        self.settings[mode] = replace(s, n_bits=n_bits, n_tables=n_tables, seed=seed,
+                                      table=min(s.table, n_tables - 1))
+        if mode == self.mode:
+            self.selected_bucket = None
+            self._show_settings()
+        self._store_changed(mode)
         self.status.emit(f"Rebuilt the index: K = {n_bits} bits × L = {n_tables} tables, "
-                         f"{len(self.store)} vectors")
+                         f"{len(self.stores[mode])} vectors")
+
+    def _on_rebuilt(self, job: JobResult) -> None:
+        """A worker's rebuild: adopted if its store is still there as it was; if the store
+        changed meanwhile (an entry added or removed), done again with what it holds now;
+        dropped if the store itself was replaced (a file opened, a session restored)."""
+        r = job.request
+        store = self.stores[r.mode]
+        if store is not r.store:
+            return
+        if store.version != r.version:
+            self.rebuild_runners[r.mode].submit(
+                store.rebuild_request(r.mode, r.n_bits, r.n_tables, r.seed))
+            return
+        store.adopt(job.value)
+        self._adopt_settings(r.mode, r.n_bits, r.n_tables, r.seed)
+
+    def _on_rebuild_failed(self, failure: JobFailure) -> None:
+        """Keep the index as it was, say why, and put its settings back in the controls."""
+        r = failure.request
+        if self.stores[r.mode] is not r.store:
+            return
+        if r.mode == self.mode:
+            self._show_settings()
+            self.index_warning.setText(f"Rebuilding the index failed: {failure.message}")
+        self.status.emit(f"Rebuilding the index failed: {failure.message}")
+
+    def _show_rebuild_progress(self, mode: str, fraction: float | None = None) -> None:
+        if mode != self.mode:
+            return
+        busy = self.rebuild_runners[mode].busy
+        self.index_progress.setVisible(busy)
+        if fraction is not None:
+            self.index_progress.setValue(int(100 * fraction))
+        elif not busy:
+            self.index_progress.setValue(0)
 
     def _on_probes(self, value: int) -> None:
         self.settings[self.mode] = replace(self.settings[self.mode], probes=int(value))

@@ -549,22 +549,74 @@ def test_a_stores_pca_coordinates_follow_its_contents():
     np.testing.assert_allclose(after, (unit - mean) @ components.T)
 
 
-def test_a_large_store_rebuilds_when_the_slider_is_let_go(panel, monkeypatch):
-    """Up to LIVE_REBUILD vectors, dragging K rebuilds at every step; beyond, the label
-    follows the drag and the index is rebuilt once, when the slider is let go."""
+def test_a_large_store_rebuilds_on_a_worker_when_the_slider_is_let_go(panel, qtbot,
+                                                                      monkeypatch):
+    """Up to LIVE_REBUILD vectors, dragging K rebuilds at every step, at once; beyond, the
+    label follows the drag and the index is rebuilt once, when the slider is let go, on a
+    worker thread with a progress bar, while the views keep the old index."""
     monkeypatch.setattr(lsh_panel, "LIVE_REBUILD", 100)
+    monkeypatch.setattr(lsh_panel, "REBUILD_CHUNK", 16)
+    builders = []
+    add = LSHIndex.add
+    monkeypatch.setattr(LSHIndex, "add", lambda self, *a, **kw: (
+        builders.append(threading.current_thread()), add(self, *a, **kw))[1])
     panel.add_random_points(60)
     assert panel.bits_slider.hasTracking() and panel.tables_slider.hasTracking()
+    panel.set_bits(4)  # small: rebuilt at once, here
+    assert panel.store.index.n_bits == 4 and builders[-1] is threading.main_thread()
     panel.add_random_points(60)  # 120 > 100
     assert not panel.bits_slider.hasTracking() and not panel.tables_slider.hasTracking()
     before = panel.store.index
     slider = panel.bits_slider
     slider.setSliderDown(True)
-    for value in (4, 5, 6):
+    for value in (5, 6, 7):
         slider.setSliderPosition(value)  # what a drag does
         assert panel.bits_label.text() == f"K = {value}"
-    assert panel.store.index is before and before.n_bits == 3  # not rebuilt during the drag
+    assert panel.store.index is before and before.n_bits == 4  # not rebuilt during the drag
+    builders.clear()
     slider.setSliderDown(False)  # let go
-    assert panel.store.index is not before and panel.store.index.n_bits == 6
+    assert panel.store.index is before  # the views keep the old index meanwhile
+    assert panel.bits_label.text() == "K = 7" and panel.index_progress.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: panel.store.index is not before, timeout=10_000)
+    assert panel.store.index.n_bits == 7 and panel.settings[POINTS].n_bits == 7
+    assert builders and all(t is not threading.main_thread() for t in builders)
+    assert len(builders) > 1  # added in chunks: a newer request can stop it between them
+    qtbot.waitUntil(lambda: not panel.index_progress.isVisibleTo(panel))
+    _, vectors = panel.store.contents()
+    expected = [int(panel.store.index.bucket_of(v)[0]) for v in vectors]
+    assert panel.store.keys()[:, 0].tolist() == expected
     panel.clear_store()
     assert panel.bits_slider.hasTracking()  # small again: live
+
+
+def test_a_store_changed_during_its_rebuild_is_rebuilt_again_with_the_change(panel, qtbot,
+                                                                           monkeypatch):
+    """A point added and another deleted while the worker rebuilds: the index built from
+    the contents as they were is not adopted; the rebuild runs again, and the index adopted
+    holds the store as it is now."""
+    monkeypatch.setattr(lsh_panel, "LIVE_REBUILD", 50)
+    release = threading.Event()
+    build = lsh_panel.build_index
+
+    def held(request):
+        release.wait(10)
+        return (yield from build(request))
+
+    for runner in panel.rebuild_runners.values():
+        runner._function = held
+    panel.add_random_points(80)
+    try:
+        panel.set_tables(3)
+        assert panel.rebuild_runners[POINTS].busy
+        new_id = panel.add_point(0.3, -0.7)
+        doomed = int(panel.store.contents()[0][0])
+        panel.remove([doomed])
+        assert panel.store.index.n_tables == 2  # the old index still serves the views
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: panel.store.index.n_tables == 3, timeout=10_000)
+    index = panel.store.index
+    assert new_id in index and doomed not in index and len(index) == 80
+    ids, _ = panel.store.contents()
+    assert sorted(index.ids().tolist()) == ids.tolist()
+    assert not panel.rebuild_runners[POINTS].busy
