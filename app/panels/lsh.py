@@ -771,6 +771,12 @@ class PointsView(pg.PlotWidget):
         _axes_black(self.plot)
         self.points = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#888"),
                                          pen=pg.mkPen("k", width=0.7), name="points")
+        # The dots of buckets without a colour of their own, one brush for all, drawn
+        # under the coloured ones: pyqtgraph takes a third of the time per dot for them.
+        self.others = pg.ScatterPlotItem(size=10, brush=_brush(OTHER_COLOR),
+                                         pen=pg.mkPen("k", width=0.7))
+        self.others.setZValue(9)
+        self.plot.addItem(self.others)
         self.members = pg.ScatterPlotItem(symbol="s", size=18, brush=None,
                                           pen=pg.mkPen("#333", width=1.6,
                                                        style=Qt.PenStyle.DashLine))
@@ -807,12 +813,16 @@ class PointsView(pg.PlotWidget):
             self.legend.addItem(item, name)
 
     def set_points(self, xy: np.ndarray, ids: np.ndarray, keys: np.ndarray, colors) -> None:
-        """Dots at ``xy`` for ``ids``, each filled with the colour of its bucket key."""
+        """Dots at ``xy`` for ``ids``, each filled with the colour of its bucket key (grey
+        for a key without one, under the coloured dots)."""
         self.xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         self.ids = np.asarray(ids, dtype=np.int64)
         self.keys = np.asarray(keys, dtype=np.int64)
-        brushes = [_brush(colors.get(int(k), OTHER_COLOR)) for k in self.keys]
-        self.points.setData(pos=self.xy, data=self.ids, brush=brushes)
+        coloured = np.isin(self.keys, np.fromiter(colors, np.int64, len(colors)))
+        grey = ~coloured
+        self.others.setData(pos=self.xy[grey], data=self.ids[grey])
+        brushes = [_brush(colors[k]) for k in self.keys[coloured].tolist()]
+        self.points.setData(pos=self.xy[coloured], data=self.ids[coloured], brush=brushes)
 
     def position(self, ident: int):
         hit = np.flatnonzero(self.ids == ident)

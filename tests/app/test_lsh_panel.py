@@ -620,3 +620,24 @@ def test_a_store_changed_during_its_rebuild_is_rebuilt_again_with_the_change(pan
     ids, _ = panel.store.contents()
     assert sorted(index.ids().tolist()) == ids.tolist()
     assert not panel.rebuild_runners[POINTS].busy
+
+
+def test_the_pca_view_draws_the_largest_buckets_in_colour_over_the_grey_rest(panel):
+    """With more buckets than colours, the dots of the coloured buckets are drawn (each in
+    its bucket's colour) above one grey layer holding every other dot."""
+    panel.set_mode(MEMORY)
+    x = np.random.default_rng(3).standard_normal((400, lsh_panel.MEMORY_DIM))
+    panel.store.add(x, [{"token": f"t{i}", "sentence": "s"} for i in range(400)])
+    panel.refresh()
+    view = panel.pca
+    table = panel.settings[MEMORY].table
+    keys = dict(zip(view.ids.tolist(), view.keys.tolist()))
+    coloured = view.points.data["data"].tolist()
+    grey = view.others.data["data"].tolist()
+    assert sorted(coloured + grey) == sorted(panel.store.index.ids().tolist())
+    assert 0 < len(coloured) < 400 and len(panel.bucket_colors) < len(set(keys.values()))
+    for ident, brush in zip(coloured, view.points.data["brush"]):
+        assert brush.color().name() == QColor(panel.bucket_colors[keys[ident]]).name()
+    assert not any(keys[ident] in panel.bucket_colors for ident in grey)
+    assert view.points.zValue() > view.others.zValue()
+    assert all(keys[i] == int(panel.store.index.bucket_of(i)[table]) for i in coloured[:20])
