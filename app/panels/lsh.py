@@ -59,6 +59,7 @@ from app import session
 from app.jobs import JobFailure, JobResult, JobRunner
 from app.panels._layout import controls_beside_views, panel_shortcuts
 from engine import attention, lsh, transformer
+from engine._progress import drain
 
 POINTS, MEMORY = "points", "minilm"
 MODE_LABELS = {POINTS: "2-D points", MEMORY: "MiniLM token memory"}
@@ -286,7 +287,7 @@ class LSHStore:
 
     def rebuild(self, n_bits: int, n_tables: int, seed: int) -> None:
         """A new index with these settings holding the same ids, vectors and payloads."""
-        self.adopt(collect(build_index(self.rebuild_request("", n_bits, n_tables, seed))))
+        self.adopt(drain(build_index(self.rebuild_request("", n_bits, n_tables, seed))))
 
     def rebuild_request(self, mode: str, n_bits: int, n_tables: int,
                         seed: int) -> RebuildRequest:
@@ -698,15 +699,6 @@ def build_index(request: RebuildRequest):
         index.add(request.ids[rows], request.inputs[rows], request.payloads[rows])
         yield min(1.0, (lo + REBUILD_CHUNK) / n)
     return index
-
-
-def collect(job):
-    """Run a generator job to its end on this thread; its return value."""
-    while True:
-        try:
-            next(job)
-        except StopIteration as done:
-            return done.value
 
 
 @dataclass(frozen=True)
