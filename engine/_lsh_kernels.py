@@ -1111,15 +1111,18 @@ def query_one(x, planes32, planes, bound, bound64, cut, n_bits, probes, k, short
     u, _, status = normalize_one(x)
     if status != 0:
         return status, np.empty(0, np.int64), np.empty(0), 0
+    masks = np.empty((1, 0), np.uint64)  # the reliable bits: read only by a shortlist
     if probes > 0:  # the margins decide the probing order: float64
         margins = project64(u, planes)
         keys, words = signs(margins, u, planes, -1.0, n_tables, n_bits)
-        masks = reliable(margins, u, planes, bound64, cut)
+        if shortlist > 0:
+            masks = reliable(margins, u, planes, bound64, cut)
     else:
         margins = np.empty((1, 0))
         proj = project32(u, planes32)
         keys, words = signs(proj, u, planes, bound, n_tables, n_bits)
-        masks = reliable(proj, u, planes, bound, cut)
+        if shortlist > 0:
+            masks = reliable(proj, u, planes, bound, cut)
     ids, scores, _ = search(u, keys, words, masks, margins, probes, k, shortlist, scan,
                             n_bits, n_live, top, slot_ids, unit, sketch, rows, free, pool,
                             psk, bmap, bshift, ints, shorts, seen)

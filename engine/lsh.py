@@ -554,19 +554,26 @@ class LSHIndex:
                                                   self._sign_bound, self._reliable_cut)
         return (keys, words, reliable) if masks else (keys, words)
 
-    def _query_hashes(self, unit: np.ndarray, probes: int):
-        """(keys, sketches, reliable bits, margins) of queries. Probing orders bits by their
-        margins, in float64 as documented (refining only the bits it reads was tried: a
-        float32 projection plus that refinement cost as much); without probes, only
-        signs."""
-        if probes:
-            margins = self._hash(unit)
-            keys, words = kernels.signs(margins, unit, self._planes, -1.0, self._L, self._K)
-            masks = kernels.reliable(margins, unit, self._planes, self._sign_bound64,
-                                     self._reliable_cut)
-            return keys, words, masks, margins
-        keys, words, masks = self._signs(unit, masks=True)
-        return keys, words, masks, np.empty((unit.shape[0], 0))
+    def _query_hashes(self, unit: np.ndarray, probes: int, masks: bool = False):
+        """(keys, sketches, reliable bits (with ``masks``, for a shortlist; else no
+        columns), margins) of queries. Probing orders bits by their margins, in float64 as
+        documented (refining only the bits it reads was tried: a float32 projection plus
+        that refinement cost as much); without probes, only signs."""
+        if not probes:
+            if masks:
+                keys, words, reliable = self._signs(unit, masks=True)
+            else:
+                keys, words = self._signs(unit)
+                reliable = np.empty((unit.shape[0], 0), np.uint64)
+            return keys, words, reliable, np.empty((unit.shape[0], 0))
+        margins = self._hash(unit)
+        keys, words = kernels.signs(margins, unit, self._planes, -1.0, self._L, self._K)
+        if masks:
+            reliable = kernels.reliable(margins, unit, self._planes, self._sign_bound64,
+                                        self._reliable_cut)
+        else:
+            reliable = np.empty((unit.shape[0], 0), np.uint64)
+        return keys, words, reliable, margins
 
     # -- mutation --------------------------------------------------------------------------
 
@@ -721,7 +728,7 @@ class LSHIndex:
         if self._n == 0:
             return (np.full((m, k), -1, np.int64), np.full((m, k), np.nan),
                     np.zeros(m, np.int64))
-        keys, words, masks, margins = self._query_hashes(unit, probes)
+        keys, words, masks, margins = self._query_hashes(unit, probes, shortlist > 0)
         free = self._free[:self._n_free]
 
         def search(rows: slice):
@@ -729,8 +736,7 @@ class LSHIndex:
                                   margins[rows], probes, k, shortlist, scan, self._K, self._n,
                                   self._top, self._slot_ids, self._unit, self._sketch,
                                   self._rows, free, self._pool, self._psk, self._bmap,
-                                  self._bshift,
-                                  *_search_scratch(self._top))
+                                  self._bshift, *_search_scratch(self._top))
 
         workers = max(1, min(_WORKERS, m // _ROWS_PER_WORKER))
         if workers == 1:
@@ -750,8 +756,8 @@ class LSHIndex:
         With ``shortlist`` (at least k), only the ``shortlist`` candidates whose L*K-bit
         sketches differ from the query's in the fewest of its reliable bits (those whose
         hyperplane is at least ``RELIABLE_MARGIN / sqrt(dim)`` from it; ties to the smaller
-        id) are scored exactly; by default all are. Returns (ids, cosine similarities), best first,
-        ties to the smaller id; fewer than k when there are fewer candidates.
+        id) are scored exactly; by default all are. Returns (ids, cosine similarities), best
+        first, ties to the smaller id; fewer than k when there are fewer candidates.
         """
         fast = (type(vector) is np.ndarray and vector.shape == (self._dim,)
                 and vector.dtype.char in "fd")
